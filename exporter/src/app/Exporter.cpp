@@ -1,0 +1,212 @@
+#include "app/Exporter.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstring>
+#include <sstream>
+
+#include "collectors/BackupCollector.h"
+#include "collectors/PostgresCollector.h"
+#include "collectors/RedisQueueCollector.h"
+#include "metrics/Exposition.h"
+#include "util/Gzip.h"
+
+namespace apphealth {
+
+namespace {
+
+double nowSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::string htmlEscape(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+// 405 unless the method is one of `allowed` ("GET" implies HEAD).
+bool allowOnly(mg_connection* conn, const mg_request_info& request, const std::string& allowed) {
+  const std::string method = request.request_method;
+  if (allowed == "GET" && (method == "GET" || method == "HEAD")) return true;
+  if (method == allowed) return true;
+  const std::string allow = allowed == "GET" ? "GET, HEAD" : allowed;
+  sendError(conn, 405, "method " + method + " not allowed; use " + allow, {{"Allow", allow}});
+  return false;
+}
+
+}  // namespace
+
+Exporter::Exporter(std::string configFile, HttpServerOptions http)
+    : configFile_(std::move(configFile)), httpOptions_(std::move(http)) {}
+
+Exporter::~Exporter() { stop(); }
+
+std::vector<std::unique_ptr<CollectorRunner>> Exporter::buildRunners(const Config& config) {
+  std::vector<std::unique_ptr<CollectorRunner>> runners;
+  for (const auto& t : config.postgres) {
+    runners.push_back(std::make_unique<CollectorRunner>("postgres", t.name, t.interval,
+                                                        std::make_unique<PostgresCollector>(t)));
+  }
+  for (const auto& t : config.redis) {
+    runners.push_back(std::make_unique<CollectorRunner>("redis", t.name, t.interval,
+                                                        std::make_unique<RedisQueueCollector>(t)));
+  }
+  for (const auto& t : config.backups) {
+    runners.push_back(std::make_unique<CollectorRunner>("backup", t.name, t.interval,
+                                                        std::make_unique<BackupCollector>(t)));
+  }
+  return runners;
+}
+
+void Exporter::start() {
+  auto loaded = loadConfigFile(configFile_);
+  if (!loaded.config) {
+    std::string message = "invalid configuration:";
+    for (const auto& e : loaded.errors) message += "\n  " + e.format();
+    throw std::runtime_error(message);
+  }
+  config_ = std::make_shared<const Config>(std::move(*loaded.config));
+  runners_ = buildRunners(*config_);
+  for (auto& runner : runners_) runner->start();
+  lastReloadSuccess_ = nowSeconds();
+
+  server_ = std::make_unique<HttpServer>(httpOptions_);
+  installRoutes();
+  ready_ = true;
+  spdlog::info("apphealth_exporter {} listening on {} with {} collectors from {}", APPHEALTH_VERSION,
+               httpOptions_.listenAddress, runners_.size(), configFile_);
+}
+
+ReloadResult Exporter::reload() {
+  std::lock_guard reloadLock(reloadMutex_);
+  auto loaded = loadConfigFile(configFile_);
+  if (!loaded.config) {
+    ReloadResult result;
+    for (const auto& e : loaded.errors) result.message += e.format() + "\n";
+    lastReloadOk_ = false;
+    spdlog::error("reload failed, keeping the running configuration:\n{}", result.message);
+    return result;
+  }
+  auto config = std::make_shared<const Config>(std::move(*loaded.config));
+  auto fresh = buildRunners(*config);
+  for (auto& runner : fresh) runner->start();
+  std::vector<std::unique_ptr<CollectorRunner>> old;
+  {
+    std::unique_lock lock(stateMutex_);
+    old.swap(runners_);
+    runners_ = std::move(fresh);
+    config_ = config;
+  }
+  old.clear();  // stops the old sampling threads, outside the lock
+  lastReloadOk_ = true;
+  lastReloadSuccess_ = nowSeconds();
+  spdlog::info("configuration reloaded from {}", configFile_);
+  return {true, "configuration reloaded"};
+}
+
+void Exporter::stop() {
+  ready_ = false;
+  server_.reset();  // no more requests
+  std::vector<std::unique_ptr<CollectorRunner>> old;
+  {
+    std::unique_lock lock(stateMutex_);
+    old.swap(runners_);
+  }
+  // Ask every runner to stop before waiting on any, so the shutdown costs one wait, not N.
+  std::vector<std::thread> stoppers;
+  for (auto& runner : old) stoppers.emplace_back([&runner] { runner->stop(); });
+  for (auto& t : stoppers) t.join();
+}
+
+std::string Exporter::renderMetrics() const {
+  Families families;
+  {
+    std::shared_lock lock(stateMutex_);
+    for (const auto& runner : runners_) mergeFamilies(families, *runner->snapshot());
+  }
+  SnapshotBuilder self;
+  self.gauge("apphealth_build_info", "Build of the exporter; the value is always 1.",
+             {{"version", APPHEALTH_VERSION}, {"compiler", __VERSION__}}, 1);
+  self.gauge("apphealth_config_last_reload_successful", "Whether the last configuration reload succeeded.", {},
+             lastReloadOk_ ? 1 : 0);
+  self.gauge("apphealth_config_last_reload_success_timestamp_seconds",
+             "Unix time of the last successful configuration load.", {}, lastReloadSuccess_.load());
+  mergeFamilies(families, self.take());
+  return renderText(families);
+}
+
+void Exporter::installRoutes() {
+  server_->route("/metrics", [this](mg_connection* c, const mg_request_info& r) { handleMetrics(c, r); });
+  server_->route("/-/healthy", [](mg_connection* c, const mg_request_info& r) {
+    if (allowOnly(c, r, "GET")) sendResponse(c, {200, "text/plain; charset=utf-8", "Healthy\n", {}});
+  });
+  server_->route("/-/ready", [this](mg_connection* c, const mg_request_info& r) {
+    if (!allowOnly(c, r, "GET")) return;
+    if (ready_) sendResponse(c, {200, "text/plain; charset=utf-8", "Ready\n", {}});
+    else sendError(c, 503, "not ready");
+  });
+  server_->route("/-/reload", [this](mg_connection* c, const mg_request_info& r) { handleReload(c, r); });
+  server_->route("/", [this](mg_connection* c, const mg_request_info& r) {
+    if (allowOnly(c, r, "GET")) sendResponse(c, {200, "text/html; charset=utf-8", landingPage(), {}});
+  });
+}
+
+void Exporter::handleMetrics(mg_connection* conn, const mg_request_info& request) const {
+  if (!allowOnly(conn, request, "GET")) return;
+  HttpResponse response;
+  response.contentType = kTextContentType;
+  response.body = renderMetrics();
+  const char* acceptEncoding = mg_get_header(conn, "Accept-Encoding");
+  if (acceptEncoding != nullptr && acceptsGzip(acceptEncoding)) {
+    response.body = gzipCompress(response.body);
+    response.headers.emplace_back("Content-Encoding", "gzip");
+  }
+  response.headers.emplace_back("Vary", "Accept-Encoding");
+  sendResponse(conn, response);
+}
+
+void Exporter::handleReload(mg_connection* conn, const mg_request_info& request) {
+  if (!allowOnly(conn, request, "POST")) return;
+  const auto result = reload();
+  if (result.ok) {
+    sendResponse(conn, {200, "text/plain; charset=utf-8", result.message + "\n", {}});
+  } else {
+    sendError(conn, 500, "reload failed, running configuration kept:\n" + result.message);
+  }
+}
+
+std::string Exporter::landingPage() const {
+  std::shared_ptr<const Config> config;
+  {
+    std::shared_lock lock(stateMutex_);
+    config = config_;
+  }
+  std::ostringstream html;
+  html << "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>apphealth exporter</title></head><body>"
+       << "<h1>apphealth exporter " << APPHEALTH_VERSION << "</h1><ul>"
+       << "<li><a href=\"/metrics\">/metrics</a></li><li><a href=\"/-/healthy\">/-/healthy</a></li>"
+       << "<li><a href=\"/-/ready\">/-/ready</a></li></ul>"
+       << "<h2>Targets</h2><p>Configuration: " << htmlEscape(config->source_file) << "</p><table border=\"1\">"
+       << "<tr><th>collector</th><th>target</th><th>interval</th></tr>";
+  auto row = [&](const char* kind, const std::string& name, Duration interval) {
+    html << "<tr><td>" << kind << "</td><td>" << htmlEscape(name) << "</td><td>" << formatDuration(interval)
+         << "</td></tr>";
+  };
+  for (const auto& t : config->postgres) row("postgres", t.name, t.interval);
+  for (const auto& t : config->redis) row("redis", t.name, t.interval);
+  for (const auto& t : config->backups) row("backup", t.name, t.interval);
+  html << "</table></body></html>\n";
+  return html.str();
+}
+
+}  // namespace apphealth

@@ -1,0 +1,72 @@
+#pragma once
+// RAII wrapper around a libpq connection that never blocks longer than a deadline: connect
+// and query use libpq's non-blocking API and poll(), so a hung server (SIGSTOP, a lock, a
+// black-holed network) costs at most the timeout, and a stop request ends the wait at once.
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <stop_token>
+#include <string>
+
+#include "util/Duration.h"
+
+namespace apphealth {
+
+using Deadline = std::chrono::steady_clock::time_point;
+
+class PgError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class PgResult {
+ public:
+  explicit PgResult(PGresult* result) : result_(result, &PQclear) {}
+  int rows() const { return PQntuples(result_.get()); }
+  int columns() const { return PQnfields(result_.get()); }
+  bool isNull(int row, int column) const { return PQgetisnull(result_.get(), row, column) != 0; }
+  std::string value(int row, int column) const { return PQgetvalue(result_.get(), row, column); }
+  std::string columnName(int column) const { return PQfname(result_.get(), column); }
+
+ private:
+  std::unique_ptr<PGresult, decltype(&PQclear)> result_;
+};
+
+struct PgConnectParams {
+  std::string dsn;
+  std::optional<std::string> password;
+  std::string application_name = "apphealth_exporter";
+  Duration statement_timeout{0};  // server-side; 0 leaves the server default
+};
+
+class PgConnection {
+ public:
+  PgConnection() = default;
+  PgConnection(PgConnection&&) = default;
+  PgConnection& operator=(PgConnection&&) = default;
+
+  // Throws PgError (with libpq's message, which never contains the password).
+  void connect(const PgConnectParams& params, Deadline deadline, std::stop_token stop);
+  bool connected() const { return conn_ && PQstatus(conn_.get()) == CONNECTION_OK; }
+  void close() { conn_.reset(); }
+
+  // Runs one statement. On timeout or error the connection is closed (a query we gave up on
+  // would otherwise keep its backend busy) and PgError is thrown.
+  PgResult query(const std::string& sql, Deadline deadline, std::stop_token stop);
+
+ private:
+  struct Finisher {
+    void operator()(PGconn* conn) const { PQfinish(conn); }
+  };
+  // Waits until the socket is readable/writable; false on deadline or stop.
+  bool waitSocket(bool forWrite, Deadline deadline, const std::stop_token& stop) const;
+  [[noreturn]] void fail(const std::string& what);
+
+  std::unique_ptr<PGconn, Finisher> conn_;
+};
+
+}  // namespace apphealth

@@ -1,0 +1,104 @@
+#include "clients/RedisConnection.h"
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+namespace apphealth {
+
+namespace {
+timeval toTimeval(Duration d) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(d.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((d.count() % 1000) * 1000);
+  return tv;
+}
+}  // namespace
+
+std::string RedisEndpoint::describe() const {
+  return unix_socket.empty() ? host + ":" + std::to_string(port) : "unix:" + unix_socket;
+}
+
+RedisConnection::~RedisConnection() { close(); }
+
+void RedisConnection::close() {
+  std::lock_guard lock(fdMutex_);
+  if (context_ != nullptr) {
+    redisFree(context_);
+    context_ = nullptr;
+  }
+}
+
+void RedisConnection::interrupt() {
+  std::lock_guard lock(fdMutex_);
+  if (context_ != nullptr && context_->fd >= 0) ::shutdown(context_->fd, SHUT_RDWR);
+}
+
+void RedisConnection::fail(const std::string& what) {
+  close();
+  throw RedisError(what);
+}
+
+void RedisConnection::connect(const RedisEndpoint& endpoint, Duration timeout,
+                              const std::optional<std::string>& password, int db) {
+  close();
+  const timeval tv = toTimeval(timeout);
+  redisContext* context = endpoint.unix_socket.empty()
+                              ? redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, tv)
+                              : redisConnectUnixWithTimeout(endpoint.unix_socket.c_str(), tv);
+  if (context == nullptr) throw RedisError("cannot allocate a redis context");
+  if (context->err) {
+    std::string message = context->errstr;
+    redisFree(context);
+    throw RedisError("connect to " + endpoint.describe() + ": " + message);
+  }
+  redisSetTimeout(context, tv);
+  if (endpoint.unix_socket.empty()) redisEnableKeepAlive(context);
+  {
+    std::lock_guard lock(fdMutex_);
+    context_ = context;
+  }
+  if (password) {
+    auto reply = command({"AUTH", *password});
+    if (reply->type == REDIS_REPLY_ERROR) fail(std::string("AUTH failed: ") + reply->str);
+  }
+  if (db != 0) {
+    auto reply = command({"SELECT", std::to_string(db)});
+    if (reply->type == REDIS_REPLY_ERROR) fail(std::string("SELECT failed: ") + reply->str);
+  }
+}
+
+std::vector<RedisReply> RedisConnection::pipeline(const std::vector<RedisCommand>& commands) {
+  if (context_ == nullptr) throw RedisError("not connected");
+  std::vector<const char*> argv;
+  std::vector<size_t> lengths;
+  for (const auto& cmd : commands) {
+    argv.clear();
+    lengths.clear();
+    for (const auto& arg : cmd) {
+      argv.push_back(arg.data());
+      lengths.push_back(arg.size());
+    }
+    if (redisAppendCommandArgv(context_, static_cast<int>(argv.size()), argv.data(), lengths.data()) != REDIS_OK) {
+      fail(std::string("cannot queue command: ") + context_->errstr);
+    }
+  }
+  std::vector<RedisReply> replies;
+  replies.reserve(commands.size());
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) {
+      fail(context_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)
+               ? std::string("command timed out")
+               : std::string("connection error: ") + context_->errstr);
+    }
+    replies.emplace_back(static_cast<redisReply*>(raw));
+  }
+  return replies;
+}
+
+RedisReply RedisConnection::command(const RedisCommand& cmd) {
+  auto replies = pipeline({cmd});
+  return std::move(replies.front());
+}
+
+}  // namespace apphealth

@@ -1,0 +1,53 @@
+#pragma once
+// Runs a Sampler on its own thread at a fixed interval, backing off after failures, and keeps
+// the latest snapshot for /metrics. A scrape only copies that snapshot: it never waits on
+// the database, Redis or the disk behind the sampler.
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "collectors/Sampler.h"
+#include "util/Duration.h"
+
+namespace apphealth {
+
+class CollectorRunner {
+ public:
+  CollectorRunner(std::string collector, std::string target, Duration interval,
+                  std::unique_ptr<Sampler> sampler);
+  ~CollectorRunner();
+  CollectorRunner(const CollectorRunner&) = delete;
+  CollectorRunner& operator=(const CollectorRunner&) = delete;
+
+  void start();
+  void stop();  // returns once the sampling thread has ended
+
+  std::shared_ptr<const Families> snapshot() const;
+  const std::string& collector() const { return collector_; }
+  const std::string& target() const { return target_; }
+
+  // Delay before the next sample after `failures` consecutive failed samples.
+  static Duration backoff(Duration interval, int failures);
+
+ private:
+  void run(std::stop_token stop);
+  void publish(SnapshotBuilder& builder, bool ok, double durationSeconds);
+
+  const std::string collector_;
+  const std::string target_;
+  const Duration interval_;
+  std::unique_ptr<Sampler> sampler_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable_any wake_;
+  std::shared_ptr<const Families> snapshot_;
+  double lastSuccess_ = 0;
+  double failures_total_ = 0;
+  std::jthread thread_;
+};
+
+}  // namespace apphealth

@@ -1,0 +1,120 @@
+#include "collectors/PostgresCollector.h"
+
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+namespace apphealth {
+
+namespace {
+
+// Includes the 1 s default threshold, and enough resolution below it for p50/p95/p99.
+const prometheus::Histogram::BucketBoundaries kProbeBuckets = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+
+constexpr const char* kConnectionsQuery =
+    "SELECT coalesce(state, 'unknown'), count(*) FROM pg_stat_activity "
+    "WHERE backend_type = 'client backend' GROUP BY 1";
+constexpr const char* kSettingsQuery =
+    "SELECT current_setting('max_connections')::int, "
+    "coalesce((SELECT extract(epoch FROM max(clock_timestamp() - xact_start)) FROM pg_stat_activity "
+    "WHERE xact_start IS NOT NULL AND backend_type = 'client backend' AND pid <> pg_backend_pid()), 0)";
+
+// pg_stat_activity states, as label values without spaces. The set is closed, so the label
+// cannot grow: anything new lands in "other".
+std::string stateLabel(const std::string& state) {
+  static const std::map<std::string, std::string> known = {
+      {"active", "active"},
+      {"idle", "idle"},
+      {"idle in transaction", "idle_in_transaction"},
+      {"idle in transaction (aborted)", "idle_in_transaction_aborted"},
+      {"fastpath function call", "fastpath_function_call"},
+      {"disabled", "disabled"},
+      {"unknown", "unknown"}};
+  auto it = known.find(state);
+  return it == known.end() ? "other" : it->second;
+}
+
+double secondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+PostgresCollector::PostgresCollector(PostgresTarget target)
+    : target_(std::move(target)),
+      probeDuration_(kProbeBuckets),
+      helpSuffix_(" Sampled every " + formatDuration(target_.interval) + ".") {}
+
+void PostgresCollector::writeStatic(SnapshotBuilder& out, bool up) {
+  const Labels labels = {{"target", target_.name}};
+  out.gauge("apphealth_db_up", "Whether the database answered the probe query (1) or not (0)." + helpSuffix_,
+            labels, up ? 1 : 0);
+  out.histogram("apphealth_db_probe_duration_seconds",
+                "Round trip of the probe query on an open connection." + helpSuffix_, labels, probeDuration_);
+  out.gauge("apphealth_threshold_db_probe_latency_seconds",
+            "Configured probe latency above which the database counts as slow.", labels,
+            target_.probe_latency_threshold_seconds);
+  if (lastConnectSeconds_ > 0) {
+    out.gauge("apphealth_db_connect_duration_seconds", "How long the last (re)connect took." + helpSuffix_,
+              labels, lastConnectSeconds_);
+  }
+}
+
+bool PostgresCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
+  bool up = false;
+  try {
+    up = measure(out, stop);
+  } catch (const PgError& e) {
+    spdlog::warn("postgres target {}: {}", target_.name, e.what());
+  } catch (const std::runtime_error& e) {  // unreadable password file and the like
+    spdlog::error("postgres target {}: {}", target_.name, e.what());
+  }
+  writeStatic(out, up);
+  return up;
+}
+
+bool PostgresCollector::measure(SnapshotBuilder& out, const std::stop_token& stop) {
+  const auto deadline = std::chrono::steady_clock::now() + target_.timeout;
+  if (!connection_.connected()) {
+    PgConnectParams params;
+    params.dsn = target_.dsn;
+    params.password = readSecret(target_.password);
+    params.statement_timeout = target_.timeout;
+    const auto started = std::chrono::steady_clock::now();
+    connection_.connect(params, deadline, stop);
+    lastConnectSeconds_ = secondsSince(started);
+    spdlog::info("postgres target {}: connected in {:.3f}s", target_.name, lastConnectSeconds_);
+  }
+
+  const auto probeStart = std::chrono::steady_clock::now();
+  connection_.query(target_.probe_query, deadline, stop);
+  probeDuration_.Observe(secondsSince(probeStart));
+
+  // The probe answered: the database is up even if the statistics below fail (for example
+  // when the monitoring role may not read pg_stat_activity).
+  const Labels labels = {{"target", target_.name}};
+  try {
+    const auto settings = connection_.query(kSettingsQuery, deadline, stop);
+    out.gauge("apphealth_db_max_connections", "The server's max_connections setting." + helpSuffix_, labels,
+              std::stod(settings.value(0, 0)));
+    out.gauge("apphealth_db_oldest_transaction_age_seconds",
+              "Age of the oldest open transaction of any client backend (0: none)." + helpSuffix_, labels,
+              std::stod(settings.value(0, 1)));
+    const auto connections = connection_.query(kConnectionsQuery, deadline, stop);
+    std::map<std::string, double> byState;
+    for (int row = 0; row < connections.rows(); ++row) {
+      byState[stateLabel(connections.value(row, 0))] += std::stod(connections.value(row, 1));
+    }
+    for (const auto& state : {"active", "idle", "idle_in_transaction"}) byState.try_emplace(state, 0);
+    for (const auto& [state, count] : byState) {
+      out.gauge("apphealth_db_connections", "Client connections by state (pg_stat_activity)." + helpSuffix_,
+                {{"target", target_.name}, {"state", state}}, count);
+    }
+  } catch (const PgError& e) {
+    spdlog::warn("postgres target {}: statistics query failed: {}", target_.name, e.what());
+  }
+  return true;
+}
+
+}  // namespace apphealth

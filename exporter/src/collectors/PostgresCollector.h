@@ -1,0 +1,29 @@
+#pragma once
+// Probes one PostgreSQL server: round trip of the probe query, connection counts by state
+// against max_connections, and the age of the oldest open transaction.
+
+#include <prometheus/histogram.h>
+
+#include "clients/PgConnection.h"
+#include "collectors/Sampler.h"
+#include "config/Config.h"
+
+namespace apphealth {
+
+class PostgresCollector : public Sampler {
+ public:
+  explicit PostgresCollector(PostgresTarget target);
+  bool sample(SnapshotBuilder& out, std::stop_token stop) override;
+
+ private:
+  bool measure(SnapshotBuilder& out, const std::stop_token& stop);
+  void writeStatic(SnapshotBuilder& out, bool up);
+
+  PostgresTarget target_;
+  PgConnection connection_;
+  prometheus::Histogram probeDuration_;
+  double lastConnectSeconds_ = 0;
+  std::string helpSuffix_;
+};
+
+}  // namespace apphealth

@@ -1,0 +1,147 @@
+#include "collectors/RedisQueueLayouts.h"
+
+#include <simdjson.h>
+
+#include <cmath>
+#include <ctime>
+
+namespace apphealth {
+
+KeyType keyTypeFromName(const std::string& name) {
+  if (name == "list") return KeyType::List;
+  if (name == "zset") return KeyType::ZSet;
+  if (name == "set") return KeyType::Set;
+  if (name == "stream") return KeyType::Stream;
+  if (name == "none") return KeyType::None;
+  return KeyType::Unknown;
+}
+
+namespace {
+
+using Preset = RedisQueueSpec::Preset;
+
+std::string withDefault(const std::string& value, const std::string& fallback) {
+  return value.empty() ? fallback : value;
+}
+
+void celery(const RedisQueueSpec& spec, QueueLayout& out) {
+  // Celery's Redis transport keeps one list per queue, named after the queue.
+  for (const auto& q : spec.queue_names) out.keys.push_back({spec.prefix + q, q, "waiting", KeyType::List});
+}
+
+void rq(const RedisQueueSpec& spec, QueueLayout& out) {
+  const std::string p = withDefault(spec.prefix, "rq:");
+  for (const auto& q : spec.queue_names) {
+    out.keys.push_back({p + "queue:" + q, q, "waiting", KeyType::List});
+    out.keys.push_back({p + "wip:" + q, q, "active", KeyType::ZSet});        // StartedJobRegistry
+    out.keys.push_back({p + "failed:" + q, q, "failed", KeyType::ZSet});     // FailedJobRegistry
+    out.keys.push_back({p + "scheduled:" + q, q, "scheduled", KeyType::ZSet});
+    out.keys.push_back({p + "deferred:" + q, q, "delayed", KeyType::ZSet});  // waiting on dependencies
+    // RQ enqueues with RPUSH and workers pop from the head: the oldest id is at index 0.
+    out.ages.push_back({q, p + "queue:" + q, 0, AgeRead::Source::RqJobHash, p + "job:"});
+  }
+}
+
+void sidekiq(const RedisQueueSpec& spec, QueueLayout& out) {
+  const std::string& p = spec.prefix;  // a redis-namespace, if the app uses one ("myapp:")
+  for (const auto& q : spec.queue_names) {
+    out.keys.push_back({p + "queue:" + q, q, "waiting", KeyType::List});
+    // Sidekiq LPUSHes and workers BRPOP: the oldest job is at the tail.
+    out.ages.push_back({q, p + "queue:" + q, -1, AgeRead::Source::JsonEnqueuedAt, ""});
+  }
+  // Retry, schedule and dead sets are shared by all of Sidekiq's queues.
+  out.keys.push_back({p + "retry", "sidekiq", "retry", KeyType::ZSet});
+  out.keys.push_back({p + "schedule", "sidekiq", "scheduled", KeyType::ZSet});
+  out.keys.push_back({p + "dead", "sidekiq", "dead", KeyType::ZSet});
+}
+
+void laravel(const RedisQueueSpec& spec, QueueLayout& out) {
+  // spec.prefix is Laravel's redis key prefix (config database.redis.options.prefix).
+  for (const auto& q : spec.queue_names) {
+    const std::string base = spec.prefix + "queues:" + q;
+    out.keys.push_back({base, q, "waiting", KeyType::List});
+    out.keys.push_back({base + ":delayed", q, "delayed", KeyType::ZSet});
+    out.keys.push_back({base + ":reserved", q, "active", KeyType::ZSet});
+  }
+}
+
+void bullmq(const RedisQueueSpec& spec, QueueLayout& out) {
+  const std::string p = withDefault(spec.prefix, "bull") + ":";
+  for (const auto& q : spec.queue_names) {
+    const std::string base = p + q + ":";
+    out.keys.push_back({base + "wait", q, "waiting", KeyType::List});
+    out.keys.push_back({base + "prioritized", q, "waiting", KeyType::ZSet});  // BullMQ >= 4
+    out.keys.push_back({base + "active", q, "active", KeyType::List});
+    out.keys.push_back({base + "delayed", q, "delayed", KeyType::ZSet});
+    out.keys.push_back({base + "failed", q, "failed", KeyType::ZSet});
+    out.keys.push_back({base + "completed", q, "completed", KeyType::ZSet});
+    // BullMQ LPUSHes new jobs and moves them to active from the tail.
+    out.ages.push_back({q, base + "wait", -1, AgeRead::Source::BullJobHash, base});
+  }
+}
+
+// "2024-05-01T12:00:00.123456Z" (RQ's utcformat) -> Unix seconds.
+std::optional<double> parseIsoUtc(const std::string& text) {
+  std::tm tm{};
+  const char* rest = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (rest == nullptr) return std::nullopt;
+  double seconds = static_cast<double>(timegm(&tm));
+  if (*rest == '.') {
+    double scale = 0.1;
+    for (++rest; *rest >= '0' && *rest <= '9'; ++rest, scale /= 10) seconds += (*rest - '0') * scale;
+  }
+  return seconds;
+}
+
+}  // namespace
+
+QueueLayout layoutFor(const RedisQueueSpec& spec) {
+  QueueLayout out;
+  switch (spec.preset) {
+    case Preset::Celery: celery(spec, out); break;
+    case Preset::Rq: rq(spec, out); break;
+    case Preset::Sidekiq: sidekiq(spec, out); break;
+    case Preset::Laravel: laravel(spec, out); break;
+    case Preset::BullMQ: bullmq(spec, out); break;
+    case Preset::None:
+      if (spec.key.find('*') != std::string::npos) {
+        out.patterns.push_back(spec.key);
+      } else {
+        out.keys.push_back({spec.key, spec.label, spec.state, keyTypeFromName(spec.type)});
+      }
+      break;
+  }
+  return out;
+}
+
+std::optional<double> parseEnqueueTime(AgeRead::Source source, const std::string& text) {
+  switch (source) {
+    case AgeRead::Source::RqJobHash:
+      return parseIsoUtc(text);
+    case AgeRead::Source::BullJobHash: {
+      char* end = nullptr;
+      const double ms = std::strtod(text.c_str(), &end);
+      if (end == text.c_str() || !std::isfinite(ms) || ms <= 0) return std::nullopt;
+      return ms / 1000.0;
+    }
+    case AgeRead::Source::JsonEnqueuedAt: {
+      simdjson::dom::parser parser;
+      simdjson::dom::element doc;
+      if (parser.parse(text).get(doc)) return std::nullopt;
+      double value = 0;
+      simdjson::dom::element field;
+      if (doc["enqueued_at"].get(field)) return std::nullopt;
+      if (field.get_double().get(value)) {
+        int64_t integer = 0;
+        if (field.get_int64().get(integer)) return std::nullopt;
+        value = static_cast<double>(integer);
+      }
+      if (!std::isfinite(value) || value <= 0) return std::nullopt;
+      // Sidekiq 8 stores milliseconds; earlier versions float seconds.
+      return value > 1e11 ? value / 1000.0 : value;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace apphealth

@@ -1,0 +1,111 @@
+#include "http/HttpServer.h"
+
+#include <CivetServer.h>
+
+#include <cstring>
+#include <stdexcept>
+
+namespace apphealth {
+
+namespace {
+
+const char* reasonPhrase(int status) {
+  const char* text = mg_get_response_code_text(nullptr, status);
+  return text ? text : "";
+}
+
+}  // namespace
+
+void sendResponse(mg_connection* conn, const HttpResponse& response) {
+  std::string head = "HTTP/1.1 " + std::to_string(response.status) + " " + reasonPhrase(response.status) + "\r\n";
+  head += "Content-Type: " + response.contentType + "\r\n";
+  head += "Content-Length: " + std::to_string(response.body.size()) + "\r\n";
+  for (const auto& [name, value] : response.headers) head += name + ": " + value + "\r\n";
+  head += "\r\n";
+  mg_write(conn, head.data(), head.size());
+  const auto* request = mg_get_request_info(conn);
+  if (request == nullptr || std::strcmp(request->request_method, "HEAD") != 0) {
+    mg_write(conn, response.body.data(), response.body.size());
+  }
+}
+
+void sendError(mg_connection* conn, int status, const std::string& reason,
+               std::vector<std::pair<std::string, std::string>> headers) {
+  HttpResponse response;
+  response.status = status;
+  response.body = reason + "\n";
+  response.headers = std::move(headers);
+  sendResponse(conn, response);
+}
+
+std::string toCivetListeningPort(const std::string& listenAddress) {
+  const auto colon = listenAddress.rfind(':');
+  if (colon == std::string::npos) throw std::invalid_argument("listen address '" + listenAddress + "' needs a port, e.g. :10045");
+  const std::string host = listenAddress.substr(0, colon);
+  const std::string port = listenAddress.substr(colon + 1);
+  if (port.empty() || port.find_first_not_of("0123456789") != std::string::npos || std::stoul(port) > 65535) {
+    throw std::invalid_argument("listen address '" + listenAddress + "' has an invalid port");
+  }
+  if (host.find('[') != std::string::npos) {
+    throw std::invalid_argument("IPv6 listen addresses are not supported by this build of CivetWeb");
+  }
+  return host.empty() || host == "0.0.0.0" ? port : host + ":" + port;
+}
+
+class HttpServer::Route : public CivetHandler {
+ public:
+  explicit Route(Handler handler) : handler_(std::move(handler)) {}
+  bool handleGet(CivetServer*, mg_connection* c) override { return dispatch(c); }
+  bool handlePost(CivetServer*, mg_connection* c) override { return dispatch(c); }
+  bool handleHead(CivetServer*, mg_connection* c) override { return dispatch(c); }
+  bool handlePut(CivetServer*, mg_connection* c) override { return dispatch(c); }
+  bool handleDelete(CivetServer*, mg_connection* c) override { return dispatch(c); }
+  bool handleOptions(CivetServer*, mg_connection* c) override { return dispatch(c); }
+  bool handlePatch(CivetServer*, mg_connection* c) override { return dispatch(c); }
+
+ private:
+  bool dispatch(mg_connection* conn) {
+    try {
+      handler_(conn, *mg_get_request_info(conn));
+    } catch (const std::exception& e) {
+      sendError(conn, 500, std::string("internal error: ") + e.what());
+    }
+    return true;
+  }
+  Handler handler_;
+};
+
+HttpServer::HttpServer(const HttpServerOptions& options) {
+  const std::vector<std::string> civetOptions = {
+      "listening_ports", toCivetListeningPort(options.listenAddress),
+      "num_threads", std::to_string(options.threads),
+      "enable_keep_alive", "yes",
+      "keep_alive_timeout_ms", "60000",
+      "request_timeout_ms", std::to_string(options.requestTimeoutMs),
+      "tcp_nodelay", "1",
+  };
+  try {
+    server_ = std::make_unique<CivetServer>(civetOptions);
+  } catch (const CivetException& e) {
+    throw std::runtime_error("cannot listen on " + options.listenAddress + ": " + e.what() +
+                             " (is the port in use?)");
+  }
+}
+
+HttpServer::~HttpServer() {
+  // Stop serving before the handlers go away.
+  if (server_) server_->close();
+}
+
+void HttpServer::route(const std::string& path, Handler handler) {
+  routes_.push_back(std::make_unique<Route>(std::move(handler)));
+  // A trailing '$' makes CivetWeb match the path exactly instead of as a prefix.
+  server_->addHandler(path + "$", routes_.back().get());
+}
+
+int HttpServer::port() const {
+  auto ports = server_->getListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
+
+}  // namespace apphealth

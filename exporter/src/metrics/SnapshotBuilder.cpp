@@ -1,0 +1,57 @@
+#include "metrics/SnapshotBuilder.h"
+
+#include <algorithm>
+
+namespace apphealth {
+
+prometheus::ClientMetric& SnapshotBuilder::add(const std::string& name, const std::string& help,
+                                               prometheus::MetricType type, const Labels& labels) {
+  auto [it, inserted] = index_.try_emplace(name, families_.size());
+  if (inserted) {
+    prometheus::MetricFamily family;
+    family.name = name;
+    family.help = help;
+    family.type = type;
+    families_.push_back(std::move(family));
+  }
+  auto& metric = families_[it->second].metric.emplace_back();
+  metric.label.reserve(labels.size());
+  for (const auto& [key, value] : labels) metric.label.push_back({key, value});
+  return metric;
+}
+
+void SnapshotBuilder::gauge(const std::string& name, const std::string& help, const Labels& labels,
+                            double value) {
+  add(name, help, prometheus::MetricType::Gauge, labels).gauge.value = value;
+}
+
+void SnapshotBuilder::counter(const std::string& name, const std::string& help, const Labels& labels,
+                              double value) {
+  add(name, help, prometheus::MetricType::Counter, labels).counter.value = value;
+}
+
+void SnapshotBuilder::histogram(const std::string& name, const std::string& help, const Labels& labels,
+                                const prometheus::Histogram& histogram) {
+  auto collected = histogram.Collect();
+  auto& metric = add(name, help, prometheus::MetricType::Histogram, labels);
+  metric.histogram = std::move(collected.histogram);
+}
+
+Families SnapshotBuilder::take() {
+  index_.clear();
+  return std::move(families_);
+}
+
+void mergeFamilies(Families& into, const Families& from) {
+  for (const auto& family : from) {
+    auto it = std::find_if(into.begin(), into.end(),
+                           [&](const prometheus::MetricFamily& f) { return f.name == family.name; });
+    if (it == into.end()) {
+      into.push_back(family);
+    } else {
+      it->metric.insert(it->metric.end(), family.metric.begin(), family.metric.end());
+    }
+  }
+}
+
+}  // namespace apphealth

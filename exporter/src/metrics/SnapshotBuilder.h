@@ -1,0 +1,40 @@
+#pragma once
+// Builds the metric families one collector publishes after a sample. A snapshot is rebuilt
+// from scratch every time, so a queue or state that disappears stops being exported instead
+// of going stale; histograms keep their state in prometheus::Histogram objects the collector
+// owns and are copied in here.
+
+#include <prometheus/histogram.h>
+#include <prometheus/metric_family.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace apphealth {
+
+using Labels = std::vector<std::pair<std::string, std::string>>;
+using Families = std::vector<prometheus::MetricFamily>;
+
+class SnapshotBuilder {
+ public:
+  void gauge(const std::string& name, const std::string& help, const Labels& labels, double value);
+  void counter(const std::string& name, const std::string& help, const Labels& labels, double value);
+  void histogram(const std::string& name, const std::string& help, const Labels& labels,
+                 const prometheus::Histogram& histogram);
+  Families take();
+
+ private:
+  prometheus::ClientMetric& add(const std::string& name, const std::string& help,
+                                prometheus::MetricType type, const Labels& labels);
+  Families families_;
+  std::map<std::string, std::size_t> index_;
+};
+
+// Appends `from` to `into`, merging families with the same name (several collectors of one
+// kind each publish e.g. apphealth_db_up; the exposition must list it once).
+void mergeFamilies(Families& into, const Families& from);
+
+}  // namespace apphealth

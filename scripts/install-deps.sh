@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package the build, the tests, the benchmarks and the local stack
+# need. Idempotent: apt-get skips what is already installed, and the package lists are only
+# refreshed when a package is missing.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  build-essential cmake pkg-config ninja-build
+  prometheus-cpp-dev libcivetweb-dev civetweb libhiredis-dev libpq-dev libyaml-cpp-dev
+  libspdlog-dev libfmt-dev libgtest-dev libgmock-dev zlib1g-dev libssl-dev
+  libsimdjson-dev libcurl4-openssl-dev
+  # sanitizers and fuzzing
+  clang libclang-rt-14-dev
+  # real servers for the tests and the local stack
+  postgresql redis-server nginx prometheus prometheus-alertmanager
+  # benchmarks: load generator and the reference exporters
+  wrk prometheus-postgres-exporter prometheus-redis-exporter
+  # misc tools used by tests and scripts
+  curl openssl procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Debian's postgresql/redis/nginx/prometheus packages start system services where an init
+# system runs; the tests start their own throwaway servers on other ports, so nothing here
+# depends on those services.
