@@ -1,1 +1,172 @@
 #include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "config/ConfigLoader.h"
+
+using namespace apphealth;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::vector<std::string> errorsOf(const std::string& yaml) {
+  std::vector<std::string> out;
+  for (const auto& e : loadConfigText(yaml, "c.yml").errors) out.push_back(e.format());
+  return out;
+}
+
+}  // namespace
+
+TEST(ConfigLoader, FullConfigWithDefaults) {
+  setenv("APPHEALTH_TEST_REDIS_PASSWORD", "s3cret", 1);
+  const auto result = loadConfigText(R"(
+postgres:
+  - name: main
+    dsn: "host=127.0.0.1 dbname=app user=monitor"
+    password_env: APPHEALTH_TEST_REDIS_PASSWORD
+  - name: replica
+    host: 10.0.0.2
+    dbname: app
+    user: monitor
+    interval: 30s
+    timeout: 3s
+    thresholds:
+      probe_latency: 250ms
+redis:
+  - name: jobs
+    address: unix:/run/redis/redis.sock
+    queues:
+      - preset: sidekiq
+        queues: [default, mailers]
+        thresholds: {waiting: 50}
+      - key: "stream:*"
+        type: stream
+backups:
+  - name: db
+    directory: /var/backups/db
+    glob: "full-*.sql.gz"
+    verify_checksum: true
+)", "c.yml");
+  ASSERT_TRUE(result.errors.empty()) << result.errors.front().format();
+  const auto& c = *result.config;
+  ASSERT_EQ(c.postgres.size(), 2u);
+  EXPECT_EQ(c.postgres[0].probe_query, "SELECT 1");
+  EXPECT_EQ(c.postgres[0].interval, 15s);
+  EXPECT_EQ(c.postgres[0].timeout, 5s);
+  EXPECT_EQ(c.postgres[0].probe_latency_threshold_seconds, 1.0);
+  EXPECT_EQ(c.postgres[0].password.env, "APPHEALTH_TEST_REDIS_PASSWORD");
+  EXPECT_EQ(c.postgres[1].dsn, "host='10.0.0.2' dbname='app' user='monitor'");
+  EXPECT_DOUBLE_EQ(c.postgres[1].probe_latency_threshold_seconds, 0.25);
+  ASSERT_EQ(c.redis.size(), 1u);
+  EXPECT_EQ(c.redis[0].unix_socket, "/run/redis/redis.sock");
+  ASSERT_EQ(c.redis[0].queues.size(), 2u);
+  EXPECT_EQ(c.redis[0].queues[0].preset, RedisQueueSpec::Preset::Sidekiq);
+  EXPECT_EQ(c.redis[0].queues[0].thresholds.at("waiting"), 50);
+  EXPECT_EQ(c.redis[0].queues[1].key, "stream:*");
+  ASSERT_EQ(c.backups.size(), 1u);
+  EXPECT_EQ(c.backups[0].max_age, 26h);
+  EXPECT_TRUE(c.backups[0].verify_checksum);
+}
+
+TEST(ConfigLoader, EmptyFileIsValid) {
+  EXPECT_TRUE(loadConfigText("", "c.yml").config.has_value());
+}
+
+TEST(ConfigLoader, ReportsEveryProblemWithLineAndColumn) {
+  const auto errors = errorsOf(R"(postgres:
+  - name: main
+    dsn: "host=x"
+    intervall: 15s
+  - name: main
+    dsn: "host=y"
+    timeout: fast
+redis:
+  - name: jobs
+    address: "localhost:notaport"
+    db: [1]
+    queues:
+      - preset: resque
+        queues: [a]
+backups:
+  - name: db
+    verify_checksum: maybe
+)");
+  const std::vector<std::string> expected = {
+      "c.yml:4:5: unknown key 'intervall' in a postgres target",
+      "c.yml:5:11: duplicate postgres target name 'main'",
+      "c.yml:7:14: 'timeout' must be a duration such as 500ms, 15s, 5m or 26h",
+      "c.yml:10:14: address must be host:port or unix:/path/to/socket",
+      "c.yml:11:9: 'db' must be an integer, got 'a collection'",
+      "c.yml:13:17: unknown preset 'resque' (celery, rq, sidekiq, laravel, bullmq)",
+      "c.yml:16:5: a backup needs 'directory'",
+      "c.yml:17:22: 'verify_checksum' must be true or false",
+  };
+  EXPECT_EQ(errors, expected);
+}
+
+TEST(ConfigLoader, SecretsNeverInline) {
+  const auto errors = errorsOf(R"(postgres:
+  - name: a
+    dsn: "host=x password=hunter2"
+  - name: b
+    dsn: "postgresql://monitor:hunter2@db/app"
+  - name: c
+    dsn: "host=x"
+    password: hunter2
+)");
+  ASSERT_EQ(errors.size(), 3u);
+  EXPECT_EQ(errors[0], "c.yml:3:10: the dsn must not contain the password: use password_file or password_env");
+  EXPECT_EQ(errors[1], "c.yml:5:10: the dsn must not contain the password: use password_file or password_env");
+  EXPECT_EQ(errors[2], "c.yml:8:15: inline passwords are not accepted: use password_file or password_env");
+  for (const auto& e : errors) EXPECT_EQ(e.find("hunter2 "), std::string::npos);
+}
+
+TEST(ConfigLoader, UnreadablePasswordFileAndMissingEnvironmentVariable) {
+  unsetenv("APPHEALTH_TEST_UNSET");
+  const auto errors = errorsOf(R"(redis:
+  - name: a
+    address: 127.0.0.1:6379
+    password_file: /nonexistent/redis.pass
+  - name: b
+    address: 127.0.0.1:6379
+    password_env: APPHEALTH_TEST_UNSET
+)");
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0], "c.yml:4:20: cannot read password_file /nonexistent/redis.pass: No such file or directory");
+  EXPECT_EQ(errors[1], "c.yml:7:19: environment variable APPHEALTH_TEST_UNSET is not set");
+}
+
+TEST(ConfigLoader, PasswordFileIsReadWithoutTrailingNewline) {
+  const std::string path = "/tmp/apphealth-config-test.pass";
+  std::ofstream(path) << "s3cret\n";
+  EXPECT_EQ(readSecret({path, ""}), "s3cret");
+  std::remove(path.c_str());
+}
+
+TEST(ConfigLoader, TimeoutMustNotExceedInterval) {
+  const auto errors = errorsOf("postgres:\n  - name: a\n    dsn: host=x\n    interval: 1s\n    timeout: 2s\n");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0], "c.yml:5:14: timeout (2s) must not exceed interval (1s)");
+}
+
+TEST(ConfigLoader, YamlSyntaxErrorHasPosition) {
+  const auto errors = errorsOf("postgres:\n  - name: a\n    dsn: [unclosed\n");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].rfind("c.yml:", 0), 0u);
+  EXPECT_NE(errors[0].find(":4:"), std::string::npos) << errors[0];
+}
+
+TEST(ConfigLoader, WrongShapes) {
+  EXPECT_EQ(errorsOf("postgres: {name: a}\n"), std::vector<std::string>{"c.yml:1:11: 'postgres' must be a list"});
+  EXPECT_EQ(errorsOf("- a\n- b\n"), std::vector<std::string>{"c.yml:1:1: the top level must be a mapping of keys to values"});
+  EXPECT_EQ(errorsOf("backups:\n  - name: \"bad name\"\n    directory: /x\n"),
+            std::vector<std::string>{
+                "c.yml:2:11: name 'bad name' must be 1-64 characters of letters, digits, '_', '-', '.', ':'"});
+}
+
+TEST(ConfigLoader, MissingFile) {
+  const auto result = loadConfigFile("/nonexistent/apphealth.yml");
+  ASSERT_EQ(result.errors.size(), 1u);
+  EXPECT_EQ(result.errors[0].format(), "/nonexistent/apphealth.yml: cannot read the config file");
+}

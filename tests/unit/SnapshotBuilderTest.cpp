@@ -1,1 +1,45 @@
 #include <gtest/gtest.h>
+
+#include "collectors/CollectorRunner.h"
+#include "metrics/Exposition.h"
+#include "metrics/SnapshotBuilder.h"
+
+using namespace apphealth;
+using namespace std::chrono_literals;
+
+TEST(SnapshotBuilder, MergesFamiliesOfTheSameNameAcrossCollectors) {
+  SnapshotBuilder a, b;
+  a.gauge("apphealth_db_up", "help", {{"target", "a"}}, 1);
+  b.gauge("apphealth_db_up", "help", {{"target", "b"}}, 0);
+  b.counter("apphealth_collector_failures_total", "failures", {{"target", "b"}}, 3);
+  Families all;
+  mergeFamilies(all, a.take());
+  mergeFamilies(all, b.take());
+  const auto text = renderText(all);
+  EXPECT_EQ(text,
+            "# HELP apphealth_db_up help\n# TYPE apphealth_db_up gauge\n"
+            "apphealth_db_up{target=\"a\"} 1\napphealth_db_up{target=\"b\"} 0\n"
+            "# HELP apphealth_collector_failures_total failures\n# TYPE apphealth_collector_failures_total counter\n"
+            "apphealth_collector_failures_total{target=\"b\"} 3\n");
+}
+
+TEST(SnapshotBuilder, HistogramIsCopiedWithBuckets) {
+  prometheus::Histogram h({0.1, 1});
+  h.Observe(0.05);
+  h.Observe(0.5);
+  SnapshotBuilder b;
+  b.histogram("apphealth_db_probe_duration_seconds", "probe", {{"target", "main"}}, h);
+  const auto text = renderText(b.take());
+  EXPECT_NE(text.find("apphealth_db_probe_duration_seconds_bucket{target=\"main\",le=\"0.1\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("apphealth_db_probe_duration_seconds_bucket{target=\"main\",le=\"1\"} 2"), std::string::npos);
+  EXPECT_NE(text.find("apphealth_db_probe_duration_seconds_count{target=\"main\"} 2"), std::string::npos);
+}
+
+TEST(CollectorRunner, BackoffDoublesUpToItsCap) {
+  EXPECT_EQ(CollectorRunner::backoff(1s, 1), 1s);
+  EXPECT_EQ(CollectorRunner::backoff(1s, 2), 2s);
+  EXPECT_EQ(CollectorRunner::backoff(1s, 3), 4s);
+  EXPECT_EQ(CollectorRunner::backoff(1s, 10), 8s);     // 8 intervals
+  EXPECT_EQ(CollectorRunner::backoff(15s, 10), 30s);   // 30 s cap
+  EXPECT_EQ(CollectorRunner::backoff(60s, 5), 60s);    // never below one interval
+}

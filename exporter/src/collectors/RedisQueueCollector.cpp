@@ -5,6 +5,7 @@
 #include <chrono>
 #include <map>
 #include <set>
+#include <tuple>
 
 namespace apphealth {
 
@@ -109,8 +110,11 @@ bool RedisQueueCollector::measure(SnapshotBuilder& out) {
   if (pong->type == REDIS_REPLY_ERROR) throw RedisError(std::string("PING: ") + pong->str);
   pingDuration_.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - pingStart).count());
 
-  std::vector<KeyRead> keys = expandPatterns(out);
+  // Configured keys first: when a pattern also finds one of them, the configured entry is kept.
+  std::vector<KeyRead> keys;
   for (const auto& layout : layouts_) keys.insert(keys.end(), layout.keys.begin(), layout.keys.end());
+  auto found = expandPatterns(out);
+  keys.insert(keys.end(), found.begin(), found.end());
   readLengths(keys, out);
   readAges(out);
   return true;
@@ -131,12 +135,15 @@ std::vector<KeyRead> RedisQueueCollector::expandPatterns(SnapshotBuilder& out) {
         if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) throw RedisError("unexpected SCAN reply");
         cursor = replyString(reply->element[0]);
         const redisReply* batch = reply->element[1];
+        if (batch->type != REDIS_REPLY_ARRAY) throw RedisError("unexpected SCAN reply");
         for (std::size_t k = 0; k < batch->elements; ++k) {
+          std::string key = replyString(batch->element[k]);
+          if (matched.count(key)) continue;  // SCAN may return a key more than once
           if (matched.size() >= static_cast<std::size_t>(target_.max_keys_per_pattern)) {
             truncated = true;
             break;
           }
-          matched.insert(replyString(batch->element[k]));
+          matched.insert(std::move(key));
         }
       } while (cursor != "0" && !truncated);
       if (truncated) {
@@ -148,16 +155,19 @@ std::vector<KeyRead> RedisQueueCollector::expandPatterns(SnapshotBuilder& out) {
       out.gauge("apphealth_queue_pattern_truncated", "Whether a queue key pattern matched more keys than exported.",
                 {{"target", target_.name}, {"pattern", pattern}}, truncated ? 1 : 0);
       const auto& spec = target_.queues[i];
-      for (const auto& key : matched) {
-        keys.push_back({key, key, spec.state, keyTypeFromName(spec.type)});
-        patternKeys_.emplace_back(i, key);
-      }
+      for (const auto& key : matched) keys.push_back({key, key, spec.state, keyTypeFromName(spec.type), static_cast<int>(i)});
     }
   }
   return keys;
 }
 
 void RedisQueueCollector::readLengths(std::vector<KeyRead>& keys, SnapshotBuilder& out) {
+  // A key listed twice (the same key under two entries, or found by a pattern and configured
+  // explicitly) counts once.
+  {
+    std::set<std::tuple<std::string, std::string, std::string>> seen;
+    std::erase_if(keys, [&](const KeyRead& k) { return !seen.emplace(k.key, k.queue, k.state).second; });
+  }
   // Round trip 1: TYPE for keys whose type was not configured.
   std::vector<RedisCommand> commands;
   std::vector<std::size_t> typed;
@@ -194,7 +204,17 @@ void RedisQueueCollector::readLengths(std::vector<KeyRead>& keys, SnapshotBuilde
   // A missing key is an empty queue: every configured (queue, state) is exported, 0 or not,
   // so a queue that drains does not vanish from the graphs.
   std::map<std::pair<std::string, std::string>, double> jobs;
-  for (const auto& key : keys) jobs[{key.queue, key.state}] += 0;
+  for (const auto& key : keys) {
+    if (key.patternEntry < 0) {
+      jobs[{key.queue, key.state}] += 0;
+    } else if (lengthCommand(key.type) != nullptr) {
+      // A key found by a pattern is a queue only if it holds jobs: a hash or string that
+      // happens to match (or a key deleted since SCAN) adds no series.
+      jobs[{key.queue, key.state}] += 0;
+      patternKeys_.emplace_back(static_cast<std::size_t>(key.patternEntry), key.key);
+    }
+  }
+  std::set<std::pair<std::string, std::string>> groupsSeen;  // (queue, group): one series each
   for (std::size_t j = 0; j < pending.size(); ++j) {
     const auto& key = keys[pending[j].key];
     const redisReply* reply = replies[j].get();
@@ -219,6 +239,7 @@ void RedisQueueCollector::readLengths(std::vector<KeyRead>& keys, SnapshotBuilde
         if (field == "pending" && value->type == REDIS_REPLY_INTEGER) groupPending = static_cast<double>(value->integer);
         if (field == "lag" && value->type == REDIS_REPLY_INTEGER) lag = static_cast<double>(value->integer);
       }
+      if (!groupsSeen.emplace(key.queue, name).second) continue;
       const Labels labels = {{"target", target_.name}, {"queue", key.queue}, {"group", name}};
       if (groupPending) {
         out.gauge("apphealth_queue_stream_group_pending",
@@ -275,16 +296,27 @@ void RedisQueueCollector::readAges(SnapshotBuilder& out) {
     }
   }
   const double now = nowSeconds();
-  std::set<std::string> emitted;  // two entries naming the same queue must not duplicate a series
+  // Two entries naming the same queue give one series: the older of their oldest jobs.
+  std::map<std::string, double> ages;
   for (std::size_t i = 0; i < reads.size(); ++i) {
-    if (!emitted.insert(reads[i]->queue).second) continue;
     // An empty queue has no oldest job: its age is 0, so "oldest job too old" resolves.
     double age = 0;
     if (stamps[i]) {
-      if (auto enqueued = parseEnqueueTime(reads[i]->source, *stamps[i])) age = std::max(0.0, now - *enqueued);
+      if (auto enqueued = parseEnqueueTime(reads[i]->source, *stamps[i])) {
+        age = std::max(0.0, now - *enqueued);
+      } else {
+        spdlog::debug("redis target {}: cannot read the enqueue time of the oldest job in {}", target_.name,
+                      reads[i]->listKey);
+      }
+    } else if (heads[i]->type == REDIS_REPLY_STRING) {
+      spdlog::debug("redis target {}: the oldest job in {} has no job hash", target_.name, reads[i]->listKey);
     }
+    auto [it, inserted] = ages.try_emplace(reads[i]->queue, age);
+    if (!inserted) it->second = std::max(it->second, age);
+  }
+  for (const auto& [queue, age] : ages) {
     out.gauge("apphealth_queue_oldest_job_age_seconds", "Age of the oldest waiting job (0: queue empty)." + helpSuffix_,
-              {{"target", target_.name}, {"queue", reads[i]->queue}}, age);
+              {{"target", target_.name}, {"queue", queue}}, age);
   }
 }
 

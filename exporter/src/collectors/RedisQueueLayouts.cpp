@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <ctime>
 
 namespace apphealth {
@@ -25,8 +26,17 @@ std::string withDefault(const std::string& value, const std::string& fallback) {
 }
 
 void celery(const RedisQueueSpec& spec, QueueLayout& out) {
-  // Celery's Redis transport keeps one list per queue, named after the queue.
-  for (const auto& q : spec.queue_names) out.keys.push_back({spec.prefix + q, q, "waiting", KeyType::List});
+  // Celery 5 through kombu 5's Redis transport: one list per queue, named after the queue
+  // (LPUSH to publish, BRPOP to consume). Messages sent with a priority go to sibling lists
+  // "<queue>\x06\x16<step>" for kombu's default priority steps 3, 6 and 9 (step 0 is the plain
+  // name); all of them are waiting jobs of the same queue.
+  for (const auto& q : spec.queue_names) {
+    const std::string base = spec.prefix + q;
+    out.keys.push_back({base, q, "waiting", KeyType::List});
+    for (const char* step : {"3", "6", "9"}) {
+      out.keys.push_back({base + "\x06\x16" + step, q, "waiting", KeyType::List});
+    }
+  }
 }
 
 void rq(const RedisQueueSpec& spec, QueueLayout& out) {
@@ -80,16 +90,37 @@ void bullmq(const RedisQueueSpec& spec, QueueLayout& out) {
   }
 }
 
-// "2024-05-01T12:00:00.123456Z" (RQ's utcformat) -> Unix seconds.
+// "2024-05-01T12:00:00.123456Z" (RQ's utcformat) -> Unix seconds. Also accepts no zone (UTC,
+// as RQ < 1.0 wrote it) and a numeric offset ("+02:00", "-0500"). Anything else: nullopt.
 std::optional<double> parseIsoUtc(const std::string& text) {
   std::tm tm{};
   const char* rest = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (rest == nullptr) return std::nullopt;
+  if (rest == nullptr || text.size() < 19) return std::nullopt;
   double seconds = static_cast<double>(timegm(&tm));
   if (*rest == '.') {
+    ++rest;
+    if (*rest < '0' || *rest > '9') return std::nullopt;
     double scale = 0.1;
-    for (++rest; *rest >= '0' && *rest <= '9'; ++rest, scale /= 10) seconds += (*rest - '0') * scale;
+    for (; *rest >= '0' && *rest <= '9'; ++rest, scale /= 10) seconds += (*rest - '0') * scale;
   }
+  if (*rest == 'Z') {
+    ++rest;
+  } else if (*rest == '+' || *rest == '-') {
+    const int sign = *rest == '+' ? 1 : -1;
+    ++rest;
+    auto digits = [&](int& value) {
+      if (rest[0] < '0' || rest[0] > '9' || rest[1] < '0' || rest[1] > '9') return false;
+      value = (rest[0] - '0') * 10 + (rest[1] - '0');
+      rest += 2;
+      return true;
+    };
+    int hours = 0, minutes = 0;
+    if (!digits(hours)) return std::nullopt;
+    if (*rest == ':') ++rest;
+    if (!digits(minutes) || hours > 23 || minutes > 59) return std::nullopt;
+    seconds -= sign * (hours * 3600 + minutes * 60);  // local = UTC + offset
+  }
+  if (*rest != '\0') return std::nullopt;
   return seconds;
 }
 
@@ -121,7 +152,7 @@ std::optional<double> parseEnqueueTime(AgeRead::Source source, const std::string
     case AgeRead::Source::BullJobHash: {
       char* end = nullptr;
       const double ms = std::strtod(text.c_str(), &end);
-      if (end == text.c_str() || !std::isfinite(ms) || ms <= 0) return std::nullopt;
+      if (end == text.c_str() || *end != '\0' || !std::isfinite(ms) || ms <= 0) return std::nullopt;
       return ms / 1000.0;
     }
     case AgeRead::Source::JsonEnqueuedAt: {

@@ -3,6 +3,7 @@
 // the enqueue time of the oldest waiting job can be read. Pure data, so it is unit-tested
 // without a server and the collector stays generic.
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,9 @@ struct KeyRead {
   std::string queue;
   std::string state;
   KeyType type = KeyType::Unknown;  // Unknown: ask the server with TYPE
+  // Set by the collector for keys found by SCAN: the index of the queue entry whose pattern
+  // matched. Such keys are exported only when they hold jobs (a list, zset, set or stream).
+  int patternEntry = -1;
 };
 
 // Where the oldest waiting job of a queue says when it was enqueued.

@@ -1,6 +1,8 @@
 #include "config/ConfigLoader.h"
 
+#include <algorithm>
 #include <fstream>
+#include <tuple>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -246,6 +248,10 @@ ConfigLoadResult loadConfigText(const std::string& yaml, const std::string& file
     return result;
   }
   Config config = Loader(file, result.errors).load(root);
+  // Checks run section by section; report in file order, as a reader scans the file.
+  std::stable_sort(result.errors.begin(), result.errors.end(), [](const ConfigError& a, const ConfigError& b) {
+    return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+  });
   if (result.errors.empty()) result.config = std::move(config);
   return result;
 }

@@ -2,8 +2,16 @@
 
 #include <CivetServer.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <thread>
 
 namespace apphealth {
 
@@ -52,6 +60,23 @@ std::string toCivetListeningPort(const std::string& listenAddress) {
   return host.empty() || host == "0.0.0.0" ? port : host + ":" + port;
 }
 
+namespace {
+
+// Opens and closes one TCP connection to the server's own port.
+void wakeListener(const std::string& host, int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  if (fd < 0) return;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, host.c_str(), &addr.sin_addr) == 1) {
+    ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  }
+  ::close(fd);
+}
+
+}  // namespace
+
 class HttpServer::Route : public CivetHandler {
  public:
   explicit Route(Handler handler) : handler_(std::move(handler)) {}
@@ -80,10 +105,14 @@ HttpServer::HttpServer(const HttpServerOptions& options) {
       "listening_ports", toCivetListeningPort(options.listenAddress),
       "num_threads", std::to_string(options.threads),
       "enable_keep_alive", "yes",
-      "keep_alive_timeout_ms", "60000",
+      // Short idle keep-alive: an idle connection ties up a worker thread, and Prometheus
+      // scrapes far less often than this anyway; bursts of beacons still reuse connections.
+      "keep_alive_timeout_ms", "500",
       "request_timeout_ms", std::to_string(options.requestTimeoutMs),
       "tcp_nodelay", "1",
   };
+  const auto host = options.listenAddress.substr(0, options.listenAddress.rfind(':'));
+  wakeAddress_ = host.empty() || host == "0.0.0.0" ? "127.0.0.1" : host == "localhost" ? "127.0.0.1" : host;
   try {
     server_ = std::make_unique<CivetServer>(civetOptions);
   } catch (const CivetException& e) {
@@ -93,8 +122,21 @@ HttpServer::HttpServer(const HttpServerOptions& options) {
 }
 
 HttpServer::~HttpServer() {
-  // Stop serving before the handlers go away.
-  if (server_) server_->close();
+  if (!server_) return;
+  // CivetWeb's threads notice the stop flag only between polls of up to 2 s. Stopping in the
+  // background while poking the listening socket wakes the accept loop at once, so SIGTERM
+  // completes well within the 2 s an orchestrator allows.
+  const int listeningPort = port();
+  std::atomic<bool> closed{false};
+  std::thread closer([&] {
+    server_->close();
+    closed = true;
+  });
+  while (!closed) {
+    wakeListener(wakeAddress_, listeningPort);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  closer.join();
 }
 
 void HttpServer::route(const std::string& path, Handler handler) {

@@ -51,6 +51,7 @@ class HttpServer {
  private:
   class Route;
   std::unique_ptr<CivetServer> server_;
+  std::string wakeAddress_;  // where to connect to wake the accept loop at shutdown
   std::vector<std::unique_ptr<Route>> routes_;
 };
 
