@@ -54,17 +54,23 @@ std::optional<double> BackupCollector::timeFromName(const std::string& name, con
   return static_cast<double>(timegm(&tm));
 }
 
-bool BackupCollector::verify(const BackupFile& file) {
+// nullopt when interrupted by a stop request.
+std::optional<bool> BackupCollector::verify(const BackupFile& file, const std::stop_token& stop) {
   const CacheKey key{file.path, file.size, file.mtime};
   if (auto it = verified_.find(key); it != verified_.end()) return it->second;
   const auto expected = readSidecar(file.path + kSidecarSuffix);
   if (!expected) {
-    // Not cached: the sidecar is often written just after the backup itself.
-    spdlog::warn("backup {}: no readable checksum file {}{}", target_.name, file.name, kSidecarSuffix);
+    // Not cached: the sidecar is often written just after the backup itself. Said once per
+    // file, not on every sample.
+    if (missingSidecarWarned_ != file.path) {
+      spdlog::warn("backup {}: no readable checksum file {}{}", target_.name, file.name, kSidecarSuffix);
+      missingSidecarWarned_ = file.path;
+    }
     return false;
   }
+  const auto actual = sha256File(file.path, stop);
+  if (stop.stop_requested()) return std::nullopt;
   ++hashesComputed_;
-  const auto actual = sha256File(file.path);
   const bool ok = actual && *actual == *expected;
   if (!ok) spdlog::error("backup {}: checksum mismatch for {}", target_.name, file.name);
   if (verified_.size() >= kMaxCachedHashes) verified_.clear();
@@ -72,7 +78,7 @@ bool BackupCollector::verify(const BackupFile& file) {
   return ok;
 }
 
-bool BackupCollector::sample(SnapshotBuilder& out, std::stop_token) {
+bool BackupCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
   const Labels labels = {{"backup", target_.name}};
   out.gauge("apphealth_threshold_backup_max_age_seconds", "Configured age above which the newest backup is too old.",
             labels, toSeconds(target_.max_age));
@@ -131,9 +137,11 @@ bool BackupCollector::sample(SnapshotBuilder& out, std::stop_token) {
               static_cast<double>(files[1].size));
   }
   if (target_.verify_checksum) {
+    const auto verified = verify(newest, stop);
+    if (!verified) return false;  // stopping: this snapshot is never published
     out.gauge("apphealth_backup_verified",
               "Whether the newest backup matches its .sha256 file (1) or not, or has none (0)." + helpSuffix_, labels,
-              verify(newest) ? 1 : 0);
+              *verified ? 1 : 0);
   }
   return true;
 }

@@ -34,13 +34,14 @@ class BackupCollector : public Sampler {
   std::size_t hashesComputed() const { return hashesComputed_; }
 
  private:
-  bool verify(const BackupFile& file);
+  std::optional<bool> verify(const BackupFile& file, const std::stop_token& stop);
 
   BackupTarget target_;
   std::string helpSuffix_;
   using CacheKey = std::tuple<std::string, std::uint64_t, double>;
   std::map<CacheKey, bool> verified_;
   std::size_t hashesComputed_ = 0;
+  std::string missingSidecarWarned_;
 };
 
 }  // namespace apphealth

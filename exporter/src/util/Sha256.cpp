@@ -8,7 +8,7 @@
 
 namespace apphealth {
 
-std::optional<std::string> sha256File(const std::string& path) {
+std::optional<std::string> sha256File(const std::string& path, const std::stop_token& stop) {
   std::unique_ptr<FILE, decltype(&std::fclose)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!file) return std::nullopt;
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
@@ -16,6 +16,7 @@ std::optional<std::string> sha256File(const std::string& path) {
   std::vector<unsigned char> buffer(1 << 20);
   std::size_t n = 0;
   while ((n = std::fread(buffer.data(), 1, buffer.size(), file.get())) > 0) {
+    if (stop.stop_requested()) return std::nullopt;
     if (EVP_DigestUpdate(ctx.get(), buffer.data(), n) != 1) return std::nullopt;
   }
   if (std::ferror(file.get())) return std::nullopt;

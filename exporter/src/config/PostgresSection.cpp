@@ -1,0 +1,54 @@
+// The `postgres:` section.
+
+#include "config/LoadContext.h"
+
+namespace apphealth {
+
+namespace {
+
+bool dsnUriHasPassword(const std::string& dsn) {
+  const auto scheme = dsn.find("://");
+  if (scheme == std::string::npos) return false;
+  const auto at = dsn.find('@', scheme);
+  if (at == std::string::npos) return false;
+  return dsn.substr(scheme + 3, at - scheme - 3).find(':') != std::string::npos;
+}
+
+}  // namespace
+
+std::optional<PostgresTarget> parsePostgresTarget(LoadContext& ctx, const YAML::Node& node) {
+  YamlReader::Map map(ctx.reader(), node, "a postgres target");
+  if (!map.valid()) return std::nullopt;
+  PostgresTarget t;
+  ctx.checkName(map, "postgres", t.name);
+  map.getString("dsn", t.dsn);
+  // Field form, for those who prefer it to a DSN.
+  std::string fields;
+  for (const char* key : {"host", "port", "dbname", "user", "sslmode"}) {
+    std::string value;
+    if (map.getString(key, value)) {
+      if (!t.dsn.empty()) {
+        ctx.reader().error(map.node(key), std::string("'") + key + "' cannot be combined with 'dsn'");
+      }
+      fields += std::string(fields.empty() ? "" : " ") + key + "='" + value + "'";
+    }
+  }
+  if (t.dsn.empty()) t.dsn = fields;
+  if (t.dsn.empty()) ctx.reader().error(node, "a postgres target needs 'dsn' or 'host'/'dbname'/'user'");
+  if (t.dsn.find("password=") != std::string::npos || dsnUriHasPassword(t.dsn)) {
+    ctx.reader().error(map.node("dsn"), "the dsn must not contain the password: use password_file or password_env");
+  }
+  ctx.secret(map, t.password);
+  map.getString("probe_query", t.probe_query);
+  ctx.intervalAndTimeout(map, t.interval, t.timeout);
+  if (auto th = map.node("thresholds"); th.IsDefined()) {
+    YamlReader::Map thresholds(ctx.reader(), th, "postgres thresholds");
+    Duration latency{static_cast<long>(t.probe_latency_threshold_seconds * 1000)};
+    if (thresholds.getDuration("probe_latency", latency, 1ms, 1h)) {
+      t.probe_latency_threshold_seconds = toSeconds(latency);
+    }
+  }
+  return t;
+}
+
+}  // namespace apphealth
