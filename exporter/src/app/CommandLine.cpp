@@ -9,7 +9,7 @@ Samples PostgreSQL, Redis job queues and backups in the background and serves th
 as Prometheus metrics.
 
 Flags:
-  --config.file=FILE            YAML configuration (see config/apphealth.example.yml)
+  --config.file=FILE            YAML configuration (see exporter/apphealth.example.yml)
   --web.listen-address=ADDR     host:port or :port to listen on (default :10045)
   --log.level=LEVEL             debug, info, warn or error (default info)
   --log.format=FORMAT           text or json (default text)

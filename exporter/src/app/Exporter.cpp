@@ -6,7 +6,9 @@
 #include <cstring>
 #include <sstream>
 
+#include "collectors/AccessLogCollector.h"
 #include "collectors/BackupCollector.h"
+#include "collectors/HttpProbeCollector.h"
 #include "collectors/PostgresCollector.h"
 #include "collectors/RedisQueueCollector.h"
 #include "metrics/Exposition.h"
@@ -64,6 +66,14 @@ std::vector<std::unique_ptr<CollectorRunner>> Exporter::buildRunners(const Confi
   for (const auto& t : config.backups) {
     runners.push_back(std::make_unique<CollectorRunner>("backup", t.name, t.interval,
                                                         std::make_unique<BackupCollector>(t)));
+  }
+  for (const auto& t : config.access_logs) {
+    runners.push_back(std::make_unique<CollectorRunner>("access_log", t.name, t.interval,
+                                                        std::make_unique<AccessLogCollector>(t)));
+  }
+  for (const auto& t : config.http_probes) {
+    runners.push_back(std::make_unique<CollectorRunner>("http_probe", t.name, t.interval,
+                                                        std::make_unique<HttpProbeCollector>(t)));
   }
   return runners;
 }
@@ -205,6 +215,8 @@ std::string Exporter::landingPage() const {
   for (const auto& t : config->postgres) row("postgres", t.name, t.interval);
   for (const auto& t : config->redis) row("redis", t.name, t.interval);
   for (const auto& t : config->backups) row("backup", t.name, t.interval);
+  for (const auto& t : config->access_logs) row("access_log", t.name, t.interval);
+  for (const auto& t : config->http_probes) row("http_probe", t.name, t.interval);
   html << "</table></body></html>\n";
   return html.str();
 }

@@ -41,6 +41,16 @@ void PgConnection::fail(const std::string& what) {
   throw PgError(what);
 }
 
+void PgConnection::waitOrFail(bool forWrite, Deadline deadline, const std::stop_token& stop, const char* what) {
+  if (waitSocket(forWrite, deadline, stop)) return;
+  const std::string message = std::string(what) + (stop.stop_requested() ? " interrupted by shutdown" : " timed out");
+  if (stop.stop_requested() || std::chrono::steady_clock::now() >= deadline) {
+    conn_.reset();
+    throw PgTimeout(message);
+  }
+  fail(std::string(what) + " failed: cannot wait on the socket");
+}
+
 void PgConnection::connect(const PgConnectParams& params, Deadline deadline, std::stop_token stop) {
   conn_.reset();
   std::vector<const char*> keys = {"dbname", "application_name"};
@@ -68,9 +78,7 @@ void PgConnection::connect(const PgConnectParams& params, Deadline deadline, std
   while (true) {
     if (state == PGRES_POLLING_OK) break;
     if (state == PGRES_POLLING_FAILED) fail(trimmed(PQerrorMessage(conn_.get())));
-    if (!waitSocket(state == PGRES_POLLING_WRITING, deadline, stop)) {
-      fail(stop.stop_requested() ? "connect interrupted by shutdown" : "connect timed out");
-    }
+    waitOrFail(state == PGRES_POLLING_WRITING, deadline, stop, "connect");
     state = PQconnectPoll(conn_.get());
   }
   if (PQsetnonblocking(conn_.get(), 1) != 0) fail(trimmed(PQerrorMessage(conn_.get())));
@@ -84,15 +92,13 @@ PgResult PgConnection::query(const std::string& sql, Deadline deadline, std::sto
     const int flushed = PQflush(conn_.get());
     if (flushed == 0) break;
     if (flushed < 0) fail(trimmed(PQerrorMessage(conn_.get())));
-    if (!waitSocket(true, deadline, stop)) fail("query timed out");
+    waitOrFail(true, deadline, stop, "query");
   }
   std::optional<PgResult> first;
   std::string error;
   while (true) {
     while (PQisBusy(conn_.get())) {
-      if (!waitSocket(false, deadline, stop)) {
-        fail(stop.stop_requested() ? "query interrupted by shutdown" : "query timed out");
-      }
+      waitOrFail(false, deadline, stop, "query");
       if (!PQconsumeInput(conn_.get())) fail(trimmed(PQerrorMessage(conn_.get())));
     }
     PGresult* raw = PQgetResult(conn_.get());

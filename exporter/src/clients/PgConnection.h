@@ -23,6 +23,13 @@ class PgError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// We gave up waiting (deadline or stop request): says nothing about the server's answer, and
+// retrying on another connection would only wait again.
+class PgTimeout : public PgError {
+ public:
+  using PgError::PgError;
+};
+
 class PgResult {
  public:
   explicit PgResult(PGresult* result) : result_(result, &PQclear) {}
@@ -54,8 +61,10 @@ class PgConnection {
   bool connected() const { return conn_ && PQstatus(conn_.get()) == CONNECTION_OK; }
   void close() { conn_.reset(); }
 
-  // Runs one statement. On timeout or error the connection is closed (a query we gave up on
-  // would otherwise keep its backend busy) and PgError is thrown.
+  // Runs one statement. Throws PgTimeout when the deadline passes or stop is requested, and
+  // PgError when the statement fails. On a timeout or a broken connection the connection is
+  // closed (a query we gave up on would otherwise keep its backend busy); after an ordinary
+  // SQL error it stays open.
   PgResult query(const std::string& sql, Deadline deadline, std::stop_token stop);
 
  private:
@@ -65,6 +74,9 @@ class PgConnection {
   // Waits until the socket is readable/writable; false on deadline or stop.
   bool waitSocket(bool forWrite, Deadline deadline, const std::stop_token& stop) const;
   [[noreturn]] void fail(const std::string& what);
+  // Waits like waitSocket; on failure closes the connection and throws PgTimeout (deadline,
+  // stop) or PgError (the socket itself failed).
+  void waitOrFail(bool forWrite, Deadline deadline, const std::stop_token& stop, const char* what);
 
   std::unique_ptr<PGconn, Finisher> conn_;
 };

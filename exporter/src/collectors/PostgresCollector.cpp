@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <map>
 
 namespace apphealth {
@@ -74,21 +75,40 @@ bool PostgresCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
   return up;
 }
 
+void PostgresCollector::connect(Deadline deadline, const std::stop_token& stop) {
+  PgConnectParams params;
+  params.dsn = target_.dsn;
+  params.password = readSecret(target_.password);  // per connect: a rotated file is picked up
+  // The server cancels a slow statement a little before we would give up on it, so a probe
+  // stuck on a lock ends with an error on a connection we keep, instead of a connection we
+  // drop with its backend still waiting (statement_timeout still ends that one, later).
+  params.statement_timeout = std::max<Duration>(target_.timeout * 4 / 5, Duration(1));
+  const auto started = std::chrono::steady_clock::now();
+  connection_.connect(params, deadline, stop);
+  lastConnectSeconds_ = secondsSince(started);
+  spdlog::info("postgres target {}: connected in {:.3f}s", target_.name, lastConnectSeconds_);
+}
+
 bool PostgresCollector::measure(SnapshotBuilder& out, const std::stop_token& stop) {
   const auto deadline = std::chrono::steady_clock::now() + target_.timeout;
-  if (!connection_.connected()) {
-    PgConnectParams params;
-    params.dsn = target_.dsn;
-    params.password = readSecret(target_.password);
-    params.statement_timeout = target_.timeout;
-    const auto started = std::chrono::steady_clock::now();
-    connection_.connect(params, deadline, stop);
-    lastConnectSeconds_ = secondsSince(started);
-    spdlog::info("postgres target {}: connected in {:.3f}s", target_.name, lastConnectSeconds_);
-  }
+  const bool reused = connection_.connected();
+  if (!reused) connect(deadline, stop);
 
-  const auto probeStart = std::chrono::steady_clock::now();
-  connection_.query(target_.probe_query, deadline, stop);
+  auto probeStart = std::chrono::steady_clock::now();
+  try {
+    connection_.query(target_.probe_query, deadline, stop);
+  } catch (const PgTimeout&) {
+    throw;
+  } catch (const PgError& e) {
+    // A kept connection can die between samples (server restart, idle_session_timeout,
+    // pg_terminate_backend, a NAT forgetting it): that says nothing about the database now.
+    // Reconnect once within the same deadline rather than report a false "down".
+    if (!reused || connection_.connected()) throw;
+    spdlog::info("postgres target {}: kept connection lost ({}), reconnecting", target_.name, e.what());
+    connect(deadline, stop);
+    probeStart = std::chrono::steady_clock::now();
+    connection_.query(target_.probe_query, deadline, stop);
+  }
   probeDuration_.Observe(secondsSince(probeStart));
 
   // The probe answered: the database is up even if the statistics below fail (for example

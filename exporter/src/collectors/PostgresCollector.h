@@ -17,6 +17,7 @@ class PostgresCollector : public Sampler {
 
  private:
   bool measure(SnapshotBuilder& out, const std::stop_token& stop);
+  void connect(Deadline deadline, const std::stop_token& stop);
   void writeStatic(SnapshotBuilder& out, bool up);
 
   PostgresTarget target_;

@@ -51,20 +51,22 @@ void RedisQueueCollector::writeStatic(SnapshotBuilder& out, bool up) {
   out.histogram("apphealth_redis_probe_duration_seconds", "Round trip of PING on an open connection." + helpSuffix_,
                 labels, pingDuration_);
   // Thresholds are configuration, exported even while Redis is down so alerts keep their join.
-  // Defaults where the layout has the state; explicit `thresholds:` add or override.
+  // Defaults where the layout has the state; an entry's `thresholds:` override them for the
+  // (queue, state) pairs that entry reads (Sidekiq's `retry: 50` is for queue="sidekiq", not
+  // for every queue name listed beside it).
   static const std::map<std::string, double> kDefaults = {{"waiting", kDefaultWaitingJobsThreshold},
                                                           {"failed", kDefaultFailedJobsThreshold},
                                                           {"retry", kDefaultFailedJobsThreshold},
                                                           {"dead", kDefaultFailedJobsThreshold}};
   std::map<std::pair<std::string, std::string>, double> thresholds;
   for (std::size_t i = 0; i < target_.queues.size(); ++i) {
+    const auto& configured = target_.queues[i].thresholds;
     for (const auto& key : layouts_[i].keys) {
-      if (auto d = kDefaults.find(key.state); d != kDefaults.end()) thresholds.try_emplace({key.queue, key.state}, d->second);
-    }
-    std::set<std::string> queues;
-    for (const auto& key : layouts_[i].keys) queues.insert(key.queue);
-    for (const auto& queue : queues) {
-      for (const auto& [state, value] : target_.queues[i].thresholds) thresholds[{queue, state}] = value;
+      if (auto t = configured.find(key.state); t != configured.end()) {
+        thresholds[{key.queue, key.state}] = t->second;
+      } else if (auto d = kDefaults.find(key.state); d != kDefaults.end()) {
+        thresholds.try_emplace({key.queue, key.state}, d->second);
+      }
     }
   }
   // Keys found by patterns in the last sample: the entry's state, with its threshold or default.
@@ -127,7 +129,11 @@ std::vector<KeyRead> RedisQueueCollector::expandPatterns(SnapshotBuilder& out) {
     for (const auto& pattern : layouts_[i].patterns) {
       std::set<std::string> matched;
       bool truncated = false;
+      bool unfinished = false;
       std::string cursor = "0";
+      // Each SCAN call is bounded by the command timeout; the whole walk by the same timeout,
+      // so a huge keyspace with few matches cannot stretch one sample without limit.
+      const auto deadline = std::chrono::steady_clock::now() + target_.timeout;
       // SCAN may return a key twice and walks the whole keyspace; stop at the cap so that a
       // pattern matching millions of keys costs a bounded amount and adds bounded series.
       do {
@@ -145,14 +151,19 @@ std::vector<KeyRead> RedisQueueCollector::expandPatterns(SnapshotBuilder& out) {
           }
           matched.insert(std::move(key));
         }
-      } while (cursor != "0" && !truncated);
-      if (truncated) {
+        if (!truncated && cursor != "0" && std::chrono::steady_clock::now() > deadline) unfinished = true;
+      } while (cursor != "0" && !truncated && !unfinished);
+      if (unfinished) {
+        truncated = true;
+        spdlog::warn("redis target {}: SCAN for pattern '{}' did not finish within {}; {} keys found so far are exported",
+                     target_.name, pattern, formatDuration(target_.timeout), matched.size());
+      } else if (truncated) {
         spdlog::warn("redis target {}: pattern '{}' matches more than {} keys; only the first {} are exported",
                      target_.name, pattern, target_.max_keys_per_pattern, target_.max_keys_per_pattern);
       }
-      out.gauge("apphealth_queue_pattern_keys", "Keys matched by a queue key pattern (capped at max_keys_per_pattern).",
+      out.gauge("apphealth_queue_pattern_keys", "Keys matched by a queue key pattern (capped at max_keys_per_pattern)." + helpSuffix_,
                 {{"target", target_.name}, {"pattern", pattern}}, static_cast<double>(matched.size()));
-      out.gauge("apphealth_queue_pattern_truncated", "Whether a queue key pattern matched more keys than exported.",
+      out.gauge("apphealth_queue_pattern_truncated", "Whether a queue key pattern matched more keys than exported." + helpSuffix_,
                 {{"target", target_.name}, {"pattern", pattern}}, truncated ? 1 : 0);
       const auto& spec = target_.queues[i];
       for (const auto& key : matched) keys.push_back({key, key, spec.state, keyTypeFromName(spec.type), static_cast<int>(i)});
@@ -204,27 +215,31 @@ void RedisQueueCollector::readLengths(std::vector<KeyRead>& keys, SnapshotBuilde
   // A missing key is an empty queue: every configured (queue, state) is exported, 0 or not,
   // so a queue that drains does not vanish from the graphs.
   std::map<std::pair<std::string, std::string>, double> jobs;
+  // A key found by a pattern is a queue only if its length could be read: a hash or string
+  // that happens to match, a key of another type than the entry's `type:`, or a key deleted
+  // since SCAN adds no series.
   for (const auto& key : keys) {
-    if (key.patternEntry < 0) {
-      jobs[{key.queue, key.state}] += 0;
-    } else if (lengthCommand(key.type) != nullptr) {
-      // A key found by a pattern is a queue only if it holds jobs: a hash or string that
-      // happens to match (or a key deleted since SCAN) adds no series.
-      jobs[{key.queue, key.state}] += 0;
-      patternKeys_.emplace_back(static_cast<std::size_t>(key.patternEntry), key.key);
-    }
+    if (key.patternEntry < 0) jobs[{key.queue, key.state}] += 0;
   }
   std::set<std::pair<std::string, std::string>> groupsSeen;  // (queue, group): one series each
   for (std::size_t j = 0; j < pending.size(); ++j) {
     const auto& key = keys[pending[j].key];
     const redisReply* reply = replies[j].get();
     if (reply->type == REDIS_REPLY_ERROR) {
-      // WRONGTYPE after a key changed type between the two round trips: skip this sample.
-      spdlog::debug("redis target {}: {} on {}: {}", target_.name, commands[j][0], key.key, reply->str);
+      // WRONGTYPE: a preset's key or an explicit `type:` does not match what the key holds
+      // (or it changed type between the two round trips). Said once per key, then at debug.
+      if (key.patternEntry < 0 && wrongTypeWarned_.insert(key.key).second) {
+        spdlog::warn("redis target {}: {} {}: {} (the key is not counted)", target_.name, commands[j][0], key.key,
+                     std::string(reply->str, reply->len));
+      } else {
+        spdlog::debug("redis target {}: {} {}: {}", target_.name, commands[j][0], key.key, std::string(reply->str, reply->len));
+      }
       continue;
     }
     if (!pending[j].groups) {
+      if (reply->type != REDIS_REPLY_INTEGER) continue;
       jobs[{key.queue, key.state}] += static_cast<double>(reply->integer);
+      if (key.patternEntry >= 0) patternKeys_.emplace_back(static_cast<std::size_t>(key.patternEntry), key.key);
       continue;
     }
     // XINFO GROUPS: an array of flat [field, value, ...] arrays.

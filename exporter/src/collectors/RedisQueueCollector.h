@@ -4,6 +4,10 @@
 
 #include <prometheus/histogram.h>
 
+#include <set>
+#include <string>
+#include <vector>
+
 #include "clients/RedisConnection.h"
 #include "collectors/RedisQueueLayouts.h"
 #include "collectors/Sampler.h"
@@ -33,6 +37,7 @@ class RedisQueueCollector : public Sampler {
   RedisConnection connection_;
   prometheus::Histogram pingDuration_;
   std::string helpSuffix_;
+  std::set<std::string> wrongTypeWarned_;  // configured keys already reported as WRONGTYPE
 };
 
 }  // namespace apphealth

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "config/AccessLogConfig.h"
+#include "config/HttpProbeConfig.h"
 #include "config/Secret.h"
 #include "util/Duration.h"
 
@@ -68,6 +70,8 @@ struct Config {
   std::vector<PostgresTarget> postgres;
   std::vector<RedisTarget> redis;
   std::vector<BackupTarget> backups;
+  std::vector<AccessLogTarget> access_logs;
+  std::vector<HttpProbeTarget> http_probes;
 };
 
 // Defaults shared by the loader, the docs and the tests.

@@ -27,6 +27,8 @@ Config loadSections(YamlReader& reader, const YAML::Node& root) {
   section("postgres", parsePostgresTarget, config.postgres);
   section("redis", parseRedisTarget, config.redis);
   section("backups", parseBackupTarget, config.backups);
+  section("access_logs", parseAccessLogTarget, config.access_logs);
+  section("http_probes", parseHttpProbeTarget, config.http_probes);
   return config;
 }
 

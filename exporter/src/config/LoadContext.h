@@ -40,5 +40,7 @@ class LoadContext {
 std::optional<PostgresTarget> parsePostgresTarget(LoadContext& ctx, const YAML::Node& node);
 std::optional<RedisTarget> parseRedisTarget(LoadContext& ctx, const YAML::Node& node);
 std::optional<BackupTarget> parseBackupTarget(LoadContext& ctx, const YAML::Node& node);
+std::optional<AccessLogTarget> parseAccessLogTarget(LoadContext& ctx, const YAML::Node& node);
+std::optional<HttpProbeTarget> parseHttpProbeTarget(LoadContext& ctx, const YAML::Node& node);
 
 }  // namespace apphealth
