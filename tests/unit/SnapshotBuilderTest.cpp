@@ -43,3 +43,19 @@ TEST(CollectorRunner, BackoffDoublesUpToItsCap) {
   EXPECT_EQ(CollectorRunner::backoff(15s, 10), 30s);   // 30 s cap
   EXPECT_EQ(CollectorRunner::backoff(60s, 5), 60s);    // never below one interval
 }
+
+TEST(Exposition, JoinedRenderingEqualsMergedSerialization) {
+  SnapshotBuilder a, b;
+  a.gauge("apphealth_db_up", "up", {{"target", "a"}}, 1);
+  a.counter("apphealth_collector_failures_total", "failures", {{"target", "a"}}, 2);
+  b.gauge("apphealth_db_up", "up", {{"target", "b\"quoted\\"}}, 0);
+  prometheus::Histogram h({0.5});
+  h.Observe(0.25);
+  b.histogram("apphealth_db_probe_duration_seconds", "multi\nline help", {{"target", "b"}}, h);
+  const Families fa = a.take(), fb = b.take();
+  Families merged;
+  mergeFamilies(merged, fa);
+  mergeFamilies(merged, fb);
+  const auto ra = renderFamilies(fa), rb = renderFamilies(fb);
+  EXPECT_EQ(joinRendered({&ra, &rb}), renderText(merged));
+}

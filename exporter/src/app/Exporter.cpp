@@ -139,10 +139,12 @@ void Exporter::stop() {
 }
 
 std::string Exporter::renderMetrics() const {
-  Families families;
+  // Hold the snapshots (not the lock) while joining: a reload may swap runners meanwhile.
+  std::vector<std::shared_ptr<const RenderedFamilies>> snapshots;
   {
     std::shared_lock lock(stateMutex_);
-    for (const auto& runner : runners_) mergeFamilies(families, *runner->snapshot());
+    snapshots.reserve(runners_.size() + 1);
+    for (const auto& runner : runners_) snapshots.push_back(runner->snapshot());
   }
   SnapshotBuilder self;
   self.gauge("apphealth_build_info", "Build of the exporter; the value is always 1.",
@@ -151,8 +153,10 @@ std::string Exporter::renderMetrics() const {
              lastReloadOk_ ? 1 : 0);
   self.gauge("apphealth_config_last_reload_success_timestamp_seconds",
              "Unix time of the last successful configuration load.", {}, lastReloadSuccess_.load());
-  mergeFamilies(families, self.take());
-  return renderText(families);
+  snapshots.push_back(std::make_shared<const RenderedFamilies>(renderFamilies(self.take())));
+  std::vector<const RenderedFamilies*> parts;
+  for (const auto& s : snapshots) parts.push_back(s.get());
+  return joinRendered(parts);
 }
 
 void Exporter::installRoutes() {

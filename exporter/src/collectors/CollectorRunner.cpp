@@ -21,7 +21,7 @@ CollectorRunner::CollectorRunner(std::string collector, std::string target, Dura
       target_(std::move(target)),
       interval_(interval),
       sampler_(std::move(sampler)),
-      snapshot_(std::make_shared<const Families>()) {}
+      snapshot_(std::make_shared<const RenderedFamilies>()) {}
 
 CollectorRunner::~CollectorRunner() { stop(); }
 
@@ -36,7 +36,7 @@ void CollectorRunner::stop() {
   thread_.join();
 }
 
-std::shared_ptr<const Families> CollectorRunner::snapshot() const {
+std::shared_ptr<const RenderedFamilies> CollectorRunner::snapshot() const {
   std::lock_guard lock(mutex_);
   return snapshot_;
 }
@@ -62,7 +62,7 @@ void CollectorRunner::publish(SnapshotBuilder& builder, bool ok, double duration
                 durationSeconds);
   builder.counter("apphealth_collector_failures_total", "Samples of the target that failed.", labels,
                   failures_total_);
-  auto families = std::make_shared<const Families>(builder.take());
+  auto families = std::make_shared<const RenderedFamilies>(renderFamilies(builder.take()));
   std::lock_guard lock(mutex_);
   snapshot_ = std::move(families);
 }

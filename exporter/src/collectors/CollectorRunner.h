@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "collectors/Sampler.h"
+#include "metrics/Exposition.h"
 #include "util/Duration.h"
 
 namespace apphealth {
@@ -26,7 +27,8 @@ class CollectorRunner {
   void start();
   void stop();  // returns once the sampling thread has ended
 
-  std::shared_ptr<const Families> snapshot() const;
+  // The latest snapshot, already in text form.
+  std::shared_ptr<const RenderedFamilies> snapshot() const;
   const std::string& collector() const { return collector_; }
   const std::string& target() const { return target_; }
 
@@ -44,7 +46,7 @@ class CollectorRunner {
 
   mutable std::mutex mutex_;
   std::condition_variable_any wake_;
-  std::shared_ptr<const Families> snapshot_;
+  std::shared_ptr<const RenderedFamilies> snapshot_;
   double lastSuccess_ = 0;
   double failures_total_ = 0;
   std::jthread thread_;
