@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh Debian 12 machine (installs what it needs):
+#   1. unit and integration tests (real PostgreSQL, Redis, the exporter binary) on a normal build;
+#   2. the same tests again with AddressSanitizer + UndefinedBehaviorSanitizer;
+#   3. the Prometheus rule and Alertmanager routing tests (promtool, amtool), when present.
+# Exits non-zero on the first failing stage.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install-deps.sh
+
+# ctest runs two test processes at a time (the machine has 2 cores); each integration test
+# starts its own servers on free loopback ports, so they do not collide.
+run_ctest() {
+  ctest --test-dir "$1" --output-on-failure --timeout 180 -j 2
+}
+
+echo "== build and test (RelWithDebInfo)"
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build/release
+run_ctest build/release
+
+echo "== build and test under ASan + UBSan"
+cmake -S . -B build/sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAPPHEALTH_SANITIZE=ON >/dev/null
+cmake --build build/sanitize
+# The exporter child processes inherit these: a leak or UB in the exporter makes it exit
+# non-zero, which the tests that check its exit status report.
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+run_ctest build/sanitize
+
+if [ -x tests/rules/run.sh ] || [ -f tests/rules/run.sh ]; then
+  echo "== Prometheus rules and Alertmanager routing"
+  bash tests/rules/run.sh
+fi
+echo "== all tests passed"
