@@ -153,17 +153,24 @@ std::vector<KeyRead> RedisQueueCollector::expandPatterns(SnapshotBuilder& out) {
         }
         if (!truncated && cursor != "0" && std::chrono::steady_clock::now() > deadline) unfinished = true;
       } while (cursor != "0" && !truncated && !unfinished);
+      // Said once while it lasts (the gauge below tells the rest), again after it cleared.
+      const auto level = patternWarned_.count(pattern) ? spdlog::level::debug : spdlog::level::warn;
       if (unfinished) {
         truncated = true;
-        spdlog::warn("redis target {}: SCAN for pattern '{}' did not finish within {}; {} keys found so far are exported",
-                     target_.name, pattern, formatDuration(target_.timeout), matched.size());
+        spdlog::log(level, "redis target {}: SCAN for pattern '{}' did not finish within {}; the {} keys found so far are exported",
+                    target_.name, pattern, formatDuration(target_.timeout), matched.size());
       } else if (truncated) {
-        spdlog::warn("redis target {}: pattern '{}' matches more than {} keys; only the first {} are exported",
-                     target_.name, pattern, target_.max_keys_per_pattern, target_.max_keys_per_pattern);
+        spdlog::log(level, "redis target {}: pattern '{}' matches more than {} keys; only the first {} are exported",
+                    target_.name, pattern, target_.max_keys_per_pattern, target_.max_keys_per_pattern);
+      }
+      if (truncated) {
+        patternWarned_.insert(pattern);
+      } else {
+        patternWarned_.erase(pattern);
       }
       out.gauge("apphealth_queue_pattern_keys", "Keys matched by a queue key pattern (capped at max_keys_per_pattern)." + helpSuffix_,
                 {{"target", target_.name}, {"pattern", pattern}}, static_cast<double>(matched.size()));
-      out.gauge("apphealth_queue_pattern_truncated", "Whether a queue key pattern matched more keys than exported." + helpSuffix_,
+      out.gauge("apphealth_queue_pattern_truncated", "Whether a queue key pattern matched more keys than exported, or its SCAN did not finish within the timeout." + helpSuffix_,
                 {{"target", target_.name}, {"pattern", pattern}}, truncated ? 1 : 0);
       const auto& spec = target_.queues[i];
       for (const auto& key : matched) keys.push_back({key, key, spec.state, keyTypeFromName(spec.type), static_cast<int>(i)});

@@ -38,6 +38,7 @@ class RedisQueueCollector : public Sampler {
   prometheus::Histogram pingDuration_;
   std::string helpSuffix_;
   std::set<std::string> wrongTypeWarned_;  // configured keys already reported as WRONGTYPE
+  std::set<std::string> patternWarned_;    // patterns currently reported as truncated
 };
 
 }  // namespace apphealth
