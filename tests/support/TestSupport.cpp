@@ -184,6 +184,15 @@ std::string TempPostgres::query(const std::string& sql) const {
   return value;
 }
 
+void TempPostgres::writeHba(const std::string& content) const {
+  // Overwriting keeps the file's owner (postgres) and mode; the server reads it on reload.
+  std::ofstream out(dir_.path() + "/data/pg_hba.conf", std::ios::trunc);
+  out << content;
+  out.close();
+  if (!out) throw std::runtime_error("cannot write pg_hba.conf");
+  query("SELECT pg_reload_conf()");
+}
+
 // ---------------------------------------------------------------- Redis
 
 TempRedis::TempRedis() : dir_("apphealth-redis"), port_(freePort()) { start(); }
@@ -409,5 +418,115 @@ std::optional<int> ExporterProcess::waitExit(std::chrono::milliseconds timeout) 
 }
 
 std::string ExporterProcess::log() const { return readFile(dir_.file("exporter.log")); }
+
+}  // namespace apphealth::test
+
+// ---------------------------------------------------------------- nginx
+
+#include <sys/prctl.h>
+
+namespace apphealth::test {
+
+namespace {
+
+void replaceAll(std::string& text, const std::string& from, const std::string& to) {
+  for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+}
+
+}  // namespace
+
+TempNginx::TempNginx(std::string httpBlock, bool startNow)
+    : dir_("apphealth-nginx"), port_(freePort()), httpBlock_(std::move(httpBlock)) {
+  if (startNow) start();
+}
+
+TempNginx::~TempNginx() { stop(); }
+
+std::string TempNginx::url(const std::string& path) const {
+  return "http://127.0.0.1:" + std::to_string(port_) + path;
+}
+
+std::string TempNginx::errorLog() const { return readFile(dir_.file("error.log")) + readFile(dir_.file("nginx.out")); }
+
+void TempNginx::start() {
+  if (pid_ > 0) return;
+  std::string block = httpBlock_;
+  replaceAll(block, "@PORT@", std::to_string(port_));
+  replaceAll(block, "@DIR@", dir_.path());
+  const std::string& d = dir_.path();
+  std::string conf = "worker_processes 1;\n"
+                     "daemon off;\n"
+                     "master_process on;\n"
+                     "pid " + d + "/nginx.pid;\n"
+                     "error_log " + d + "/error.log info;\n"
+                     "events { worker_connections 1024; }\n"
+                     "http {\n"
+                     "  access_log off;\n"
+                     "  client_body_temp_path " + d + "/client_body;\n"
+                     "  proxy_temp_path " + d + "/proxy;\n"
+                     "  fastcgi_temp_path " + d + "/fastcgi;\n"
+                     "  uwsgi_temp_path " + d + "/uwsgi;\n"
+                     "  scgi_temp_path " + d + "/scgi;\n"
+                     "  default_type text/plain;\n" +
+                     block + "\n}\n";
+  dir_.write("nginx.conf", conf);
+  std::remove(dir_.file("nginx.pid").c_str());
+
+  const std::string out = dir_.file("nginx.out");
+  std::vector<std::string> args = {"/usr/sbin/nginx", "-p", d + "/", "-c", d + "/nginx.conf", "-e", d + "/error.log"};
+  const pid_t parent = getpid();
+  pid_ = fork();
+  if (pid_ == 0) {
+    // A test killed by ctest's timeout runs no destructor: take nginx down with it.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(1);
+    FILE* log = std::fopen(out.c_str(), "w");
+    if (log) {
+      dup2(fileno(log), 1);
+      dup2(fileno(log), 2);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  // nginx writes its pid file after binding every listening socket.
+  const bool ready = waitFor(
+      [&] {
+        int status = 0;
+        if (waitpid(pid_, &status, WNOHANG) == pid_) {
+          pid_ = -1;
+          throw std::runtime_error("nginx exited at start:\n" + errorLog() + "\nconfig:\n" + conf);
+        }
+        return fs::exists(dir_.file("nginx.pid"));
+      },
+      10s);
+  if (!ready) {
+    stop();
+    throw std::runtime_error("nginx not ready after 10 s:\n" + errorLog());
+  }
+}
+
+void TempNginx::stop() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGTERM);
+  const bool exited = waitFor([&] { return waitpid(pid_, nullptr, WNOHANG) == pid_; }, 5s);
+  if (!exited) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  pid_ = -1;
+}
+
+void TempNginx::reopenLogs() const {
+  if (pid_ > 0) kill(pid_, SIGUSR1);
+}
+
+void TempNginx::reload() const {
+  if (pid_ > 0) kill(pid_, SIGHUP);
+}
 
 }  // namespace apphealth::test

@@ -49,6 +49,9 @@ class TempPostgres {
   void resume();   // SIGCONT
   // Runs SQL as the superuser, returns the first column of the first row ("" if none).
   std::string query(const std::string& sql) const;
+  // Replaces data/pg_hba.conf and reloads the server configuration (asynchronous on the
+  // server side: new connections see it a moment later).
+  void writeHba(const std::string& content) const;
 
  private:
   std::vector<pid_t> serverPids() const;
@@ -118,5 +121,44 @@ class ExporterProcess {
 
 // Path of the binary under test, set by CMake.
 std::string exporterBinary();
+
+}  // namespace apphealth::test
+
+// ---------------------------------------------------------------- nginx
+namespace apphealth::test {
+
+// A throwaway nginx from Debian, in the foreground as our child (master + one worker), with
+// everything (config, pid, error log, temp paths) in its own TempDir. `httpBlock` is pasted
+// into `http { }`: one or more server blocks, listening on 127.0.0.1 only. In it, `@PORT@`
+// becomes port() (a free port picked by the constructor) and `@DIR@` becomes dir(). Files the
+// config refers to (certificates, a document root) can be written with file()/write() before
+// start() by passing `startNow = false`. Ready (sockets bound) when start() returns; stopped
+// (SIGTERM, waited for) by stop() and the destructor.
+class TempNginx {
+ public:
+  explicit TempNginx(std::string httpBlock, bool startNow = true);
+  ~TempNginx();
+  TempNginx(const TempNginx&) = delete;
+  TempNginx& operator=(const TempNginx&) = delete;
+
+  int port() const { return port_; }
+  const std::string& dir() const { return dir_.path(); }
+  std::string file(const std::string& name) const { return dir_.file(name); }
+  void write(const std::string& name, const std::string& content) const { dir_.write(name, content); }
+  std::string url(const std::string& path = "/") const;  // http://127.0.0.1:PORT/path
+  std::string errorLog() const;
+
+  void start();
+  void stop();
+  void reopenLogs() const;  // SIGUSR1: reopen log files (after a rename rotation)
+  void reload() const;      // SIGHUP: re-read nginx.conf
+  pid_t pid() const { return pid_; }
+
+ private:
+  TempDir dir_;
+  int port_;
+  std::string httpBlock_;
+  pid_t pid_ = -1;
+};
 
 }  // namespace apphealth::test
