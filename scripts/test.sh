@@ -2,7 +2,9 @@
 # Runs every test of the project on a fresh Debian 12 machine (installs what it needs):
 #   1. unit and integration tests (real PostgreSQL, Redis, the exporter binary) on a normal build;
 #   2. the same tests again with AddressSanitizer + UndefinedBehaviorSanitizer;
-#   3. the Prometheus rule and Alertmanager routing tests (promtool, amtool), when present.
+#   3. the beacon parsers under libFuzzer (clang, ASan + UBSan) for a bounded time;
+#   4. the Web Vitals ingest fed by the real web-vitals library in headless Chromium;
+#   5. the Prometheus rule and Alertmanager routing tests (promtool, amtool).
 # Exits non-zero on the first failing stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,8 +31,14 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 run_ctest build/sanitize
 
-if [ -x tests/rules/run.sh ] || [ -f tests/rules/run.sh ]; then
-  echo "== Prometheus rules and Alertmanager routing"
-  bash tests/rules/run.sh
+echo "== fuzzing the beacon parsers"
+bash scripts/fuzz.sh "${APPHEALTH_FUZZ_SECONDS:-60}"
+
+if [ -f tests/browser/run.sh ]; then
+  echo "== Web Vitals from headless Chromium"
+  APPHEALTH_EXPORTER="$PWD/build/release/exporter/apphealth_exporter" bash tests/browser/run.sh
 fi
+
+echo "== Prometheus rules and Alertmanager routing"
+bash tests/rules/run.sh
 echo "== all tests passed"

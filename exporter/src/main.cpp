@@ -21,8 +21,10 @@ int checkConfig(const std::string& file) {
   const auto result = loadConfigFile(file);
   for (const auto& error : result.errors) std::cerr << error.format() << "\n";
   if (!result.errors.empty()) return 1;
-  std::cout << file << ": configuration is valid (" << result.config->postgres.size() << " postgres, "
-            << result.config->redis.size() << " redis, " << result.config->backups.size() << " backup targets)\n";
+  const auto& c = *result.config;
+  std::cout << file << ": configuration is valid (" << c.postgres.size() << " postgres, " << c.redis.size()
+            << " redis, " << c.backups.size() << " backup, " << c.access_logs.size() << " access log, "
+            << c.http_probes.size() << " http probe targets; ingest " << (c.ingest.enabled ? "on" : "off") << ")\n";
   return 0;
 }
 

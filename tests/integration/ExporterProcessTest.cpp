@@ -58,6 +58,21 @@ TEST(ExporterCli, CheckConfigPrintsEveryProblemWithPosition) {
                      file + ":6:14: 'max_age' must be a duration such as 500ms, 15s, 5m or 26h\n");
 }
 
+TEST(ExporterCli, ShippedExampleConfigIsValid) {
+  TempDir dir;
+  dir.write("pg.pass", "secret\n");
+  std::string example;
+  ASSERT_EQ(run("cat " APPHEALTH_SOURCE_DIR "/exporter/apphealth.example.yml", &example), 0);
+  const std::string original = "/etc/apphealth/secrets/postgres_password";
+  const auto at = example.find(original);
+  ASSERT_NE(at, std::string::npos);
+  example.replace(at, original.size(), dir.file("pg.pass"));
+  dir.write("example.yml", example);
+  std::string out;
+  EXPECT_EQ(runExporter("--config.file=" + dir.file("example.yml") + " --check-config", &out), 0) << out;
+  EXPECT_NE(out.find("configuration is valid (1 postgres, 1 redis, 1 backup, 2 access log, 2 http probe targets; ingest on)"), std::string::npos) << out;
+}
+
 TEST(ExporterCli, InvalidConfigAtStartExitsWithTheErrors) {
   TempDir dir;
   dir.write("bad.yml", "postgres:\n  - name: x\n");

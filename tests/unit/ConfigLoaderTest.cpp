@@ -165,6 +165,20 @@ TEST(ConfigLoader, WrongShapes) {
                 "c.yml:2:11: name 'bad name' must be 1-64 characters of letters, digits, '_', '-', '.', ':'"});
 }
 
+TEST(ConfigLoader, QueueNamesAreUniquePerRedisTarget) {
+  const auto errors = errorsOf(R"(redis:
+  - name: jobs
+    queues:
+      - {preset: rq, queues: [default]}
+      - {preset: sidekiq, queues: [mailers, default]}
+  - name: other
+    queues:
+      - {preset: celery, queues: [default]}
+)");
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0], "c.yml:5:9: queue 'default' is already read by another entry of redis target 'jobs'; give one of them another name");
+}
+
 TEST(ConfigLoader, MissingFile) {
   const auto result = loadConfigFile("/nonexistent/apphealth.yml");
   ASSERT_EQ(result.errors.size(), 1u);

@@ -90,6 +90,7 @@ void Exporter::start() {
   for (auto& runner : runners_) runner->start();
   lastReloadSuccess_ = nowSeconds();
 
+  if (config_->ingest.enabled) ingest_ = std::make_shared<ingest::IngestEndpoints>(config_->ingest);
   server_ = std::make_unique<HttpServer>(httpOptions_);
   installRoutes();
   ready_ = true;
@@ -108,6 +109,20 @@ ReloadResult Exporter::reload() {
     return result;
   }
   auto config = std::make_shared<const Config>(std::move(*loaded.config));
+  const auto& oldIngest = config_->ingest;
+  if (config->ingest.enabled != oldIngest.enabled || config->ingest.vitals_path != oldIngest.vitals_path ||
+      config->ingest.errors_path != oldIngest.errors_path) {
+    ReloadResult result;
+    result.message = configFile_ + ": enabling, disabling or moving the ingest endpoints needs a restart\n";
+    lastReloadOk_ = false;
+    spdlog::error("reload failed, keeping the running configuration: {}", result.message);
+    return result;
+  }
+  // Unchanged ingest settings keep their endpoints, and with them the histograms' history.
+  std::shared_ptr<ingest::IngestEndpoints> ingest = this->ingest();
+  if (config->ingest.enabled && !(config->ingest == oldIngest)) {
+    ingest = std::make_shared<ingest::IngestEndpoints>(config->ingest);
+  }
   auto fresh = buildRunners(*config);
   for (auto& runner : fresh) runner->start();
   std::vector<std::unique_ptr<CollectorRunner>> old;
@@ -116,6 +131,7 @@ ReloadResult Exporter::reload() {
     old.swap(runners_);
     runners_ = std::move(fresh);
     config_ = config;
+    ingest_ = ingest;
   }
   old.clear();  // stops the old sampling threads, outside the lock
   lastReloadOk_ = true;
@@ -153,13 +169,24 @@ std::string Exporter::renderMetrics() const {
              lastReloadOk_ ? 1 : 0);
   self.gauge("apphealth_config_last_reload_success_timestamp_seconds",
              "Unix time of the last successful configuration load.", {}, lastReloadSuccess_.load());
+  if (auto endpoints = ingest()) endpoints->collect(self);
   snapshots.push_back(std::make_shared<const RenderedFamilies>(renderFamilies(self.take())));
   std::vector<const RenderedFamilies*> parts;
   for (const auto& s : snapshots) parts.push_back(s.get());
   return joinRendered(parts);
 }
 
+std::shared_ptr<ingest::IngestEndpoints> Exporter::ingest() const {
+  std::shared_lock lock(stateMutex_);
+  return ingest_;
+}
+
 void Exporter::installRoutes() {
+  if (ingest_) {
+    const auto& c = ingest_->config();
+    server_->route(c.vitals_path, [this](mg_connection* conn, const mg_request_info& r) { ingest()->handleVitals(conn, r); });
+    server_->route(c.errors_path, [this](mg_connection* conn, const mg_request_info& r) { ingest()->handleErrors(conn, r); });
+  }
   server_->route("/metrics", [this](mg_connection* c, const mg_request_info& r) { handleMetrics(c, r); });
   server_->route("/-/healthy", [](mg_connection* c, const mg_request_info& r) {
     if (allowOnly(c, r, "GET")) sendResponse(c, {200, "text/plain; charset=utf-8", "Healthy\n", {}});

@@ -12,6 +12,7 @@
 #include "collectors/CollectorRunner.h"
 #include "config/ConfigLoader.h"
 #include "http/HttpServer.h"
+#include "ingest/IngestEndpoints.h"
 
 namespace apphealth {
 
@@ -38,6 +39,7 @@ class Exporter {
 
  private:
   void installRoutes();
+  std::shared_ptr<ingest::IngestEndpoints> ingest() const;
   void handleMetrics(mg_connection* conn, const mg_request_info& request) const;
   void handleReload(mg_connection* conn, const mg_request_info& request);
   std::string landingPage() const;
@@ -50,6 +52,8 @@ class Exporter {
   mutable std::shared_mutex stateMutex_;
   std::shared_ptr<const Config> config_;
   std::vector<std::unique_ptr<CollectorRunner>> runners_;
+  // Swapped on reload; each beacon request holds its own reference while it runs.
+  std::shared_ptr<ingest::IngestEndpoints> ingest_;
   std::atomic<bool> ready_{false};
   std::atomic<bool> lastReloadOk_{true};
   std::atomic<double> lastReloadSuccess_{0};

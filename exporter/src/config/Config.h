@@ -9,6 +9,7 @@
 
 #include "config/AccessLogConfig.h"
 #include "config/HttpProbeConfig.h"
+#include "config/IngestConfig.h"
 #include "config/Secret.h"
 #include "util/Duration.h"
 
@@ -72,6 +73,7 @@ struct Config {
   std::vector<BackupTarget> backups;
   std::vector<AccessLogTarget> access_logs;
   std::vector<HttpProbeTarget> http_probes;
+  IngestConfig ingest;
 };
 
 // Defaults shared by the loader, the docs and the tests.

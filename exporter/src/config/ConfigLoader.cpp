@@ -29,6 +29,9 @@ Config loadSections(YamlReader& reader, const YAML::Node& root) {
   section("backups", parseBackupTarget, config.backups);
   section("access_logs", parseAccessLogTarget, config.access_logs);
   section("http_probes", parseHttpProbeTarget, config.http_probes);
+  if (auto ingest = top.node("ingest"); ingest.IsDefined() && !ingest.IsNull()) {
+    if (auto parsed = parseIngest(ctx, ingest)) config.ingest = std::move(*parsed);
+  }
   return config;
 }
 

@@ -42,5 +42,6 @@ std::optional<RedisTarget> parseRedisTarget(LoadContext& ctx, const YAML::Node& 
 std::optional<BackupTarget> parseBackupTarget(LoadContext& ctx, const YAML::Node& node);
 std::optional<AccessLogTarget> parseAccessLogTarget(LoadContext& ctx, const YAML::Node& node);
 std::optional<HttpProbeTarget> parseHttpProbeTarget(LoadContext& ctx, const YAML::Node& node);
+std::optional<IngestConfig> parseIngest(LoadContext& ctx, const YAML::Node& node);
 
 }  // namespace apphealth

@@ -95,8 +95,21 @@ std::optional<RedisTarget> parseRedisTarget(LoadContext& ctx, const YAML::Node& 
   map.getInt("db", t.db, 0, 10000);
   ctx.intervalAndTimeout(map, t.interval, t.timeout);
   map.getInt("max_keys_per_pattern", t.max_keys_per_pattern, 1, 100000);
+  // Two entries naming the same queue would be summed into one series: almost always two
+  // apps sharing a Redis whose queues need telling apart.
+  std::set<std::string> queueLabels;
   ctx.reader().forEach(map.node("queues"), "'queues'", [&](const YAML::Node& q) {
-    if (auto spec = parseQueue(ctx, q)) t.queues.push_back(std::move(*spec));
+    auto spec = parseQueue(ctx, q);
+    if (!spec) return;
+    const std::vector<std::string> labels =
+        spec->preset == RedisQueueSpec::Preset::None ? std::vector<std::string>{spec->label} : spec->queue_names;
+    for (const auto& label : labels) {
+      if (!queueLabels.insert(label).second) {
+        ctx.reader().error(q, "queue '" + label + "' is already read by another entry of redis target '" + t.name +
+                                  "'; give one of them another name");
+      }
+    }
+    t.queues.push_back(std::move(*spec));
   });
   return t;
 }

@@ -110,6 +110,9 @@ HttpServer::HttpServer(const HttpServerOptions& options) {
       "keep_alive_timeout_ms", "500",
       "request_timeout_ms", std::to_string(options.requestTimeoutMs),
       "tcp_nodelay", "1",
+      // CivetWeb answers CORS preflights itself with "*" unless this is empty; the ingest
+      // endpoints enforce their own origin allowlist.
+      "access_control_allow_methods", "",
   };
   const auto host = options.listenAddress.substr(0, options.listenAddress.rfind(':'));
   wakeAddress_ = host.empty() || host == "0.0.0.0" ? "127.0.0.1" : host == "localhost" ? "127.0.0.1" : host;

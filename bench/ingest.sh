@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Beacon ingest throughput: wrk POSTs realistic Web Vitals beacons (one metric, and a batch
+# of 5) over keep-alive connections to the exporter and, in the same run, to nginx answering
+# `return 204` on the same path (this machine's HTTP ceiling). While the exporter is under
+# load, a second wrk measures /metrics latency. Prints beacons/s, the ratio to nginx and the
+# /metrics p99. Only 127.0.0.1; everything started here is stopped on exit.
+#
+#   bench/ingest.sh            DURATION=10 CONNECTIONS=64 THREADS=2 to change the load
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+
+bash scripts/install-deps.sh
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build/release --target apphealth_exporter >/dev/null
+
+WORK=$(mktemp -d /tmp/apphealth-bench-ingest-XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+EXPORTER_PORT=$(free_port)
+NGINX_PORT=$(free_port)
+
+cat > "$WORK/apphealth.yml" <<YAML
+ingest:
+  routes: ["/tutors/:id", "/blog/*", "/pricing"]
+  rate_per_second: 1000000   # all load comes from one address here
+  burst: 1000000
+YAML
+build/release/exporter/apphealth_exporter --config.file="$WORK/apphealth.yml" \
+  --web.listen-address="127.0.0.1:$EXPORTER_PORT" --log.level=warn 2>"$WORK/exporter.log" &
+PIDS+=($!)
+
+mkdir -p "$WORK/nginx/logs"
+cat > "$WORK/nginx/nginx.conf" <<NGINX
+worker_processes auto;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    location /ingest/vitals { return 204; }
+  }
+}
+NGINX
+nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf"
+
+for _ in $(seq 50); do
+  curl -sf "http://127.0.0.1:$EXPORTER_PORT/-/ready" >/dev/null && curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break
+  sleep 0.1
+done
+
+# Unique metric ids per request, as real browsers send them (a repeated id is dropped as a
+# retry, which would make the benchmark measure the de-duplication shortcut).
+make_script() {  # $1 = beacons per request
+  cat > "$WORK/beacons$1.lua" <<LUA
+local n = 0
+local pages = {"/tutors/42", "/tutors/7", "/blog/2024/launch", "/pricing", "/unknown/page"}
+local names = {"LCP", "INP", "CLS", "FCP", "TTFB"}
+local values = {2100.4, 184, 0.043, 950.2, 310.7}
+local ua = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
+request = function()
+  n = n + 1
+  local parts = {}
+  for i = 1, $1 do
+    local k = ((n + i) % 5) + 1
+    parts[i] = string.format('{"name":"%s","value":%s,"rating":"good","delta":%s,"id":"v4-%d-%d-%d","navigationType":"navigate","page":"%s","pageViewId":"pv-%d-%d"}',
+      names[k], values[k], values[k], math.random(1, 1000000000), n, i, pages[(n % 5) + 1], math.random(1, 1000000000), n)
+  end
+  local body = parts[1]
+  if $1 > 1 then body = "[" .. table.concat(parts, ",") .. "]" end
+  return wrk.format("POST", "/ingest/vitals", {["Content-Type"] = "text/plain;charset=UTF-8", ["User-Agent"] = ua}, body)
+end
+LUA
+}
+make_script 1
+make_script 5
+
+rps() { grep "Requests/sec" | awk '{print $2}'; }
+run_wrk() {  # url script
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s "$2" "$1" 2>&1
+}
+
+echo "== nginx return 204 (ceiling)"
+NGINX_OUT=$(run_wrk "http://127.0.0.1:$NGINX_PORT/ingest/vitals" "$WORK/beacons1.lua")
+NGINX_RPS=$(echo "$NGINX_OUT" | rps)
+NGINX_OUT5=$(run_wrk "http://127.0.0.1:$NGINX_PORT/ingest/vitals" "$WORK/beacons5.lua")
+NGINX_RPS5=$(echo "$NGINX_OUT5" | rps)
+
+measure_exporter() {  # script -> prints "rps p99 non2xx"
+  wrk -t1 -c1 -d"${DURATION}s" --latency "http://127.0.0.1:$EXPORTER_PORT/metrics" > "$WORK/metrics-latency.txt" 2>&1 &
+  local metrics_pid=$!
+  local out
+  out=$(run_wrk "http://127.0.0.1:$EXPORTER_PORT/ingest/vitals" "$1")
+  wait "$metrics_pid"
+  local r p99 errors
+  r=$(echo "$out" | rps)
+  p99=$(awk '$1=="99%"{print $2}' "$WORK/metrics-latency.txt")
+  errors=$(echo "$out" | awk '/Non-2xx/{print $5}')
+  echo "$r ${p99:-n/a} ${errors:-0}"
+}
+echo "== apphealth_exporter, single beacon"
+read -r EXP_RPS EXP_P99 EXP_ERR < <(measure_exporter "$WORK/beacons1.lua")
+echo "== apphealth_exporter, batch of 5"
+read -r EXP_RPS5 EXP_P99_5 EXP_ERR5 < <(measure_exporter "$WORK/beacons5.lua")
+
+COUNT=$(curl -s "http://127.0.0.1:$EXPORTER_PORT/metrics" | awk '/^apphealth_web_vitals_.*_count/{s+=$2} END{print s+0}')
+python3 - "$NGINX_RPS" "$NGINX_RPS5" "$EXP_RPS" "$EXP_RPS5" "$EXP_P99" "$EXP_P99_5" "$EXP_ERR" "$EXP_ERR5" "$COUNT" <<'PY'
+import sys
+n1, n5, e1, e5 = map(float, sys.argv[1:5])
+p99, p99_5, err1, err5, count = sys.argv[5:10]
+print()
+print(f"{'':28}{'req/s':>12}{'beacons/s':>12}{'vs nginx':>10}{'/metrics p99':>14}{'non-2xx':>9}")
+print(f"{'nginx return 204, single':28}{n1:12.0f}{n1:12.0f}{1:10.2f}{'':>14}{'':>9}")
+print(f"{'nginx return 204, batch 5':28}{n5:12.0f}{n5*5:12.0f}{1:10.2f}{'':>14}{'':>9}")
+print(f"{'apphealth, single beacon':28}{e1:12.0f}{e1:12.0f}{e1/n1:10.2f}{p99:>14}{err1:>9}")
+print(f"{'apphealth, batch of 5':28}{e5:12.0f}{e5*5:12.0f}{e5/n5:10.2f}{p99_5:>14}{err5:>9}")
+print(f"\nobservations recorded by the exporter: {count}")
+ratio = e1 / n1
+print(f"target: ratio >= 0.5 (goal 0.8): {'PASS' if ratio >= 0.5 else 'MISS'} ({ratio:.2f}); /metrics p99 < 50 ms: see column")
+PY

@@ -1,0 +1,74 @@
+// The `ingest:` section.
+
+#include <arpa/inet.h>
+
+#include <set>
+
+#include "config/LoadContext.h"
+#include "ingest/RoutePatterns.h"
+
+namespace apphealth {
+
+namespace {
+
+bool validProxy(const std::string& text) {
+  const auto slash = text.find('/');
+  const std::string ip = text.substr(0, slash);
+  in_addr v4{};
+  in6_addr v6{};
+  if (inet_pton(AF_INET, ip.c_str(), &v4) != 1 && inet_pton(AF_INET6, ip.c_str(), &v6) != 1) return false;
+  if (slash == std::string::npos) return true;
+  const std::string bits = text.substr(slash + 1);
+  return !bits.empty() && bits.find_first_not_of("0123456789") == std::string::npos && std::stoi(bits) <= 128;
+}
+
+}  // namespace
+
+std::optional<IngestConfig> parseIngest(LoadContext& ctx, const YAML::Node& node) {
+  YamlReader::Map map(ctx.reader(), node, "the ingest section");
+  if (!map.valid()) return std::nullopt;
+  IngestConfig c;
+  c.enabled = true;
+  bool enabled = true;
+  if (map.getBool("enabled", enabled)) c.enabled = enabled;
+  for (auto [key, path] : {std::pair{"vitals_path", &c.vitals_path}, std::pair{"errors_path", &c.errors_path}}) {
+    if (map.getString(key, *path) && (path->empty() || (*path)[0] != '/')) {
+      ctx.reader().error(map.node(key), std::string(key) + " must start with '/'");
+    }
+  }
+  map.getStringList("allowed_origins", c.allowed_origins);
+  map.getStringList("routes", c.routes);
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < c.routes.size(); ++i) {
+    if (auto problem = RoutePatterns::check(c.routes[i])) {
+      ctx.reader().error(map.node("routes")[i], "route pattern '" + c.routes[i] + "': " + *problem);
+    } else if (!seen.insert(c.routes[i]).second) {
+      ctx.reader().error(map.node("routes")[i], "duplicate route pattern '" + c.routes[i] + "'");
+    }
+  }
+  if (c.routes.size() > RoutePatterns::kMaxPatterns) {
+    ctx.reader().error(map.node("routes"), "at most " + std::to_string(RoutePatterns::kMaxPatterns) + " route patterns");
+  }
+  int value = 0;
+  if (map.getInt("max_body_bytes", value, 256, 16 * 1024 * 1024)) c.max_body_bytes = static_cast<std::size_t>(value);
+  if (map.getInt("max_batch", value, 1, 10000)) c.max_batch = static_cast<std::size_t>(value);
+  if (map.getInt("max_routes", value, 1, 10000)) c.max_routes = static_cast<std::size_t>(value);
+  map.getDouble("rate_per_second", c.rate_per_second, 0.01, 1e6);
+  map.getDouble("burst", c.burst, 1, 1e6);
+  map.getStringList("trusted_proxies", c.trusted_proxies);
+  for (std::size_t i = 0; i < c.trusted_proxies.size(); ++i) {
+    if (!validProxy(c.trusted_proxies[i])) {
+      ctx.reader().error(map.node("trusted_proxies")[i], "'" + c.trusted_proxies[i] + "' is not an IP address or CIDR");
+    }
+  }
+  if (c.vitals_path == c.errors_path) ctx.reader().error(map.self(), "vitals_path and errors_path must differ");
+  if (auto log = map.node("error_log"); log.IsDefined()) {
+    YamlReader::Map logMap(ctx.reader(), log, "ingest error_log");
+    logMap.getString("file", c.error_log_file, true);
+    if (logMap.getInt("max_bytes", value, 4096, 1 << 30)) c.error_log_max_bytes = static_cast<std::size_t>(value);
+    logMap.getInt("keep", c.error_log_keep, 1, 100);
+  }
+  return c;
+}
+
+}  // namespace apphealth
