@@ -90,8 +90,11 @@ make_script 1
 make_script 5
 
 rps() { grep "Requests/sec" | awk '{print $2}'; }
-run_wrk() {  # url script
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s "$2" "$1" 2>&1
+run_wrk() {  # url script; wrk's summary also goes to stderr so timeouts and errors show
+  local out
+  out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s "$2" "$1" 2>&1)
+  echo "$out" | grep -E "Latency|requests in|Socket errors|Non-2xx" | sed 's/^/    /' >&2
+  echo "$out"
 }
 
 echo "== nginx return 204 (ceiling)"
