@@ -10,6 +10,7 @@
 #include <fstream>
 #include <stdexcept>
 
+#include "ConfigErrors.h"
 #include "collectors/AccessLogTailer.h"
 #include "config/ConfigLoader.h"
 #include "ingest/AccessLogParser.h"
@@ -240,11 +241,7 @@ TEST(RoutePatterns, InvalidPatterns) {
 // ------------------------------------------------------------------------------ config
 
 namespace {
-std::vector<std::string> errorsOf(const std::string& yaml) {
-  std::vector<std::string> out;
-  for (const auto& e : loadConfigText(yaml, "c.yml").errors) out.push_back(e.format());
-  return out;
-}
+using apphealth::test::errorsOf;
 }  // namespace
 
 TEST(AccessLogConfig, DefaultsAndAllKeys) {

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "ConfigErrors.h"
 #include "config/ConfigLoader.h"
 
 using namespace apphealth;
@@ -10,11 +11,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::vector<std::string> errorsOf(const std::string& yaml) {
-  std::vector<std::string> out;
-  for (const auto& e : loadConfigText(yaml, "c.yml").errors) out.push_back(e.format());
-  return out;
-}
+using apphealth::test::errorsOf;
 
 }  // namespace
 

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <ctime>
 
+#include "ConfigErrors.h"
 #include "collectors/HttpProbeCollector.h"
 #include "config/ConfigLoader.h"
 
@@ -15,11 +16,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::vector<std::string> errorsOf(const std::string& yaml) {
-  std::vector<std::string> out;
-  for (const auto& e : loadConfigText(yaml, "c.yml").errors) out.push_back(e.format());
-  return out;
-}
+using apphealth::test::errorsOf;
 
 // True when one error message equals `expected` exactly ("file:line:col: message").
 ::testing::AssertionResult hasError(const std::string& yaml, const std::string& expected) {

@@ -130,17 +130,23 @@ bool IngestEndpoints::admit(mg_connection* conn, const mg_request_info& request,
   return true;
 }
 
+bool IngestEndpoints::answerParseProblems(mg_connection* conn, Endpoint endpoint, const std::string& error,
+                                          const std::vector<RejectReason>& rejected, const std::string& origin) {
+  if (!error.empty()) {
+    const bool tooLarge = error.rfind("batch of", 0) == 0;
+    if (tooLarge) metrics_.countRejected(endpoint, rejectReasonLabel(RejectReason::BatchTooLarge));
+    respond(conn, endpoint, tooLarge ? 413 : 400, error, origin);
+    return false;
+  }
+  for (auto reason : rejected) metrics_.countRejected(endpoint, rejectReasonLabel(reason));
+  return true;
+}
+
 void IngestEndpoints::handleVitals(mg_connection* conn, const mg_request_info& request) {
   std::string body, origin;
   if (!admit(conn, request, Endpoint::Vitals, body, origin)) return;
   auto parsed = parseVitals(body, config_.max_batch);
-  if (!parsed.error.empty()) {
-    const bool tooLarge = parsed.error.rfind("batch of", 0) == 0;
-    if (tooLarge) metrics_.countRejected(Endpoint::Vitals, rejectReasonLabel(RejectReason::BatchTooLarge));
-    respond(conn, Endpoint::Vitals, tooLarge ? 413 : 400, parsed.error, origin);
-    return;
-  }
-  for (auto reason : parsed.rejected) metrics_.countRejected(Endpoint::Vitals, rejectReasonLabel(reason));
+  if (!answerParseProblems(conn, Endpoint::Vitals, parsed.error, parsed.rejected, origin)) return;
   const std::string userAgent = header(conn, "User-Agent");
   for (const auto& observation : parsed.accepted) {
     // Retries of a beacon carry the same metric id: count each metric instance once.
@@ -166,13 +172,7 @@ void IngestEndpoints::handleErrors(mg_connection* conn, const mg_request_info& r
   std::string body, origin;
   if (!admit(conn, request, Endpoint::Errors, body, origin)) return;
   auto parsed = parseErrors(body, config_.max_batch);
-  if (!parsed.error.empty()) {
-    const bool tooLarge = parsed.error.rfind("batch of", 0) == 0;
-    if (tooLarge) metrics_.countRejected(Endpoint::Errors, rejectReasonLabel(RejectReason::BatchTooLarge));
-    respond(conn, Endpoint::Errors, tooLarge ? 413 : 400, parsed.error, origin);
-    return;
-  }
-  for (auto reason : parsed.rejected) metrics_.countRejected(Endpoint::Errors, rejectReasonLabel(reason));
+  if (!answerParseProblems(conn, Endpoint::Errors, parsed.error, parsed.rejected, origin)) return;
   for (const auto& report : parsed.accepted) {
     const std::size_t route = report.page.empty() ? routes_.otherIndex() : routes_.index(report.page);
     metrics_.countClientError(route, report.level, report.severity);

@@ -30,6 +30,10 @@ class IngestEndpoints {
   // returns true, otherwise it has already answered.
   bool admit(mg_connection* conn, const mg_request_info& request, Endpoint endpoint, std::string& body,
              std::string& origin);
+  // A body-level parse error gets 400 (413 for an oversized batch) and false; otherwise the
+  // per-entry rejections are counted and the caller goes on with the accepted entries.
+  bool answerParseProblems(mg_connection* conn, Endpoint endpoint, const std::string& error,
+                           const std::vector<RejectReason>& rejected, const std::string& origin);
   void respond(mg_connection* conn, Endpoint endpoint, int status, const std::string& reason,
                const std::string& origin, bool closeConnection = false);
   bool originAllowed(const std::string& origin) const;
