@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -54,6 +55,26 @@ std::vector<pid_t> childrenOf(pid_t parent) {
 }
 
 }  // namespace
+
+pid_t spawnWithLog(std::vector<std::string> args, const std::string& logPath) {
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid == 0) {
+    // A test killed by ctest's timeout runs no destructor: take the child down with it.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(1);
+    if (FILE* log = std::fopen(logPath.c_str(), "w")) {
+      dup2(fileno(log), 1);
+      dup2(fileno(log), 2);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
 
 TempDir::TempDir(const std::string& prefix) {
   std::string pattern = "/tmp/" + prefix + "-XXXXXX";
@@ -345,17 +366,7 @@ ExporterProcess::ExporterProcess(const std::string& configYaml, const std::vecto
                                    "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=debug"};
   args.insert(args.end(), extraArgs.begin(), extraArgs.end());
   const std::string logPath = dir_.file("exporter.log");
-  pid_ = fork();
-  if (pid_ == 0) {
-    FILE* log = std::fopen(logPath.c_str(), "w");
-    dup2(fileno(log), 1);
-    dup2(fileno(log), 2);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
+  pid_ = spawnWithLog(args, logPath);
   const bool ready = waitFor(
       [&] {
         int status = 0;
@@ -476,23 +487,7 @@ void TempNginx::start() {
 
   const std::string out = dir_.file("nginx.out");
   std::vector<std::string> args = {"/usr/sbin/nginx", "-p", d + "/", "-c", d + "/nginx.conf", "-e", d + "/error.log"};
-  const pid_t parent = getpid();
-  pid_ = fork();
-  if (pid_ == 0) {
-    // A test killed by ctest's timeout runs no destructor: take nginx down with it.
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) _exit(1);
-    FILE* log = std::fopen(out.c_str(), "w");
-    if (log) {
-      dup2(fileno(log), 1);
-      dup2(fileno(log), 2);
-    }
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
+  pid_ = spawnWithLog(args, out);
   // nginx writes its pid file after binding every listening socket.
   const bool ready = waitFor(
       [&] {

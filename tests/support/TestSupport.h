@@ -32,6 +32,9 @@ class TempDir {
 };
 
 int freePort();
+// Starts `args` (argv[0] is the program's path) with stdout and stderr in `logPath`; the child
+// gets SIGTERM if the test process dies first.
+pid_t spawnWithLog(std::vector<std::string> args, const std::string& logPath);
 // Polls `condition` every 50 ms until it holds or `timeout` passes.
 bool waitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
 // Runs a shell command, returns its exit status; output goes to `output` when given.
