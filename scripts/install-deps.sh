@@ -17,7 +17,7 @@ PACKAGES=(
   # benchmarks: load generator and the reference exporters
   wrk prometheus-postgres-exporter prometheus-redis-exporter
   # misc tools used by tests and scripts
-  curl openssl procps
+  curl openssl procps docker-compose chromium
 )
 
 missing=()

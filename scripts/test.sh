@@ -4,7 +4,8 @@
 #   2. the same tests again with AddressSanitizer + UndefinedBehaviorSanitizer;
 #   3. the beacon parsers under libFuzzer (clang, ASan + UBSan) for a bounded time;
 #   4. the Web Vitals ingest fed by the real web-vitals library in headless Chromium;
-#   5. the Prometheus rule and Alertmanager routing tests (promtool, amtool).
+#   5. the Prometheus rule and Alertmanager routing tests (promtool, amtool);
+#   6. static checks of the Grafana dashboards and the docker-compose file.
 # Exits non-zero on the first failing stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,4 +42,8 @@ fi
 
 echo "== Prometheus rules and Alertmanager routing"
 bash tests/rules/run.sh
+
+echo "== Grafana dashboards and the docker-compose stack (static checks)"
+python3 tests/dashboards/check.py
+bash tests/compose/check.sh
 echo "== all tests passed"

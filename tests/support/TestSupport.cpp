@@ -56,6 +56,14 @@ std::vector<pid_t> childrenOf(pid_t parent) {
 
 }  // namespace
 
+bool isZombie(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const auto close = line.rfind(')');  // the command name may contain spaces
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+}
+
 pid_t spawnWithLog(std::vector<std::string> args, const std::string& logPath) {
   const pid_t parent = getpid();
   const pid_t pid = fork();
@@ -244,7 +252,8 @@ void TempRedis::stop() {
   const pid_t p = pid();
   if (p > 0) {
     kill(p, SIGTERM);
-    waitFor([&] { return kill(p, 0) != 0; }, 5s);
+    // The daemonized server is reaped by init, sometimes late: a zombie has exited too.
+    waitFor([&] { return kill(p, 0) != 0 || isZombie(p); }, 5s);
   }
   std::remove(dir_.file("redis.pid").c_str());
   running_ = false;
