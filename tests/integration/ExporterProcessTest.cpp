@@ -219,8 +219,8 @@ TEST(ExporterExposition, PromtoolAcceptsLiveOutputOfEveryCollector) {
   ExporterProcess exporter("postgres:\n  - name: main\n    dsn: \"" + pg.dsn() + "\"\n    interval: 300ms\n    timeout: 300ms\n"
                            "redis:\n  - name: jobs\n    address: 127.0.0.1:" + std::to_string(redis.port()) +
                            "\n    interval: 300ms\n    timeout: 300ms\n    queues:\n"
-                           "      - {preset: celery, queues: [celery]}\n      - {preset: rq, queues: [default]}\n"
-                           "      - {preset: sidekiq, queues: [default]}\n      - {preset: laravel, queues: [default]}\n"
+                           "      - {preset: celery, queues: [celery]}\n      - {preset: rq, queues: [reports]}\n"
+                           "      - {preset: sidekiq, queues: [default]}\n      - {preset: laravel, queues: [invoices]}\n"
                            "      - {preset: bullmq, queues: [email]}\n      - {key: events}\n      - {key: \"jobs:*\"}\n" +
                            "backups:\n  - name: db\n    directory: " + dir.path() + "\n    verify_checksum: true\n    interval: 300ms\n");
   ASSERT_TRUE(waitFor([&] {

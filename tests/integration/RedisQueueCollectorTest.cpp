@@ -406,16 +406,17 @@ TEST(RedisQueueCollector, StreamConsumerGroupsPendingAndLag) {
       3s));
 }
 
-// The same key reached twice (listed twice, or also found by a pattern) is counted once and
+// A key reached twice (listed, and also found by a pattern) is counted once and
 // gives one series per consumer group.
 TEST(RedisQueueCollector, KeyReachedTwiceCountsOnce) {
   TempRedis redis;
   for (int i = 1; i <= 4; ++i) redis.command({"XADD", "events", std::to_string(i) + "-0", "job", std::to_string(i)});
   redis.command({"XGROUP", "CREATE", "events", "mailer", "0"});
   redis.command({"XREADGROUP", "GROUP", "mailer", "c1", "COUNT", "1", "STREAMS", "events", ">"});
+  // Naming the same queue twice is a config error (ConfigLoader tests); a pattern that also
+  // matches a listed key is not, and must not count it twice.
   const std::string queues =
       "      - key: events\n        type: stream\n"
-      "      - key: events\n"
       "      - key: \"event*\"\n";
   ExporterProcess exporter(configFor(redis, queues));
   auto m = sampled(exporter);
@@ -619,10 +620,10 @@ TEST(RedisQueueCollector, PromtoolAcceptsLiveMetricsWithAllPresets) {
   TempRedis redis;
   const double now = nowSeconds();
   redis.command({"LPUSH", "celery", "{}"});
-  rqEnqueue(redis, "default", "id1", now - 10);
+  rqEnqueue(redis, "reports", "id1", now - 10);
   redis.command({"LPUSH", "queue:default", sidekiqJob("default", "j1", num(now - 10))});
   redis.command({"ZADD", "retry", "1", "x"});
-  redis.command({"RPUSH", "laravel_database_queues:default", laravelPayload("u1", 0)});
+  redis.command({"RPUSH", "laravel_database_queues:invoices", laravelPayload("u1", 0)});
   bullJob(redis, "render", "1", now * 1000 - 10'000);
   redis.command({"LPUSH", "bull:render:wait", "1"});
   redis.command({"XADD", "events", "1-0", "job", "1"});
@@ -631,9 +632,9 @@ TEST(RedisQueueCollector, PromtoolAcceptsLiveMetricsWithAllPresets) {
 
   const std::string queues =
       "      - preset: celery\n        queues: [celery]\n"
-      "      - preset: rq\n        queues: [default]\n"
+      "      - preset: rq\n        queues: [reports]\n"
       "      - preset: sidekiq\n        queues: [default]\n        thresholds: {waiting: 50}\n"
-      "      - preset: laravel\n        queues: [default]\n        prefix: laravel_database_\n"
+      "      - preset: laravel\n        queues: [invoices]\n        prefix: laravel_database_\n"
       "      - preset: bullmq\n        queues: [render]\n"
       "      - key: events\n        type: stream\n"
       "      - key: \"jobs:*\"\n";
