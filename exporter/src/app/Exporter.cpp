@@ -11,6 +11,7 @@
 #include "collectors/HttpProbeCollector.h"
 #include "collectors/PostgresCollector.h"
 #include "collectors/RedisQueueCollector.h"
+#include "collectors/SqlMetricsCollector.h"
 #include "metrics/Exposition.h"
 #include "util/Gzip.h"
 
@@ -58,6 +59,10 @@ std::vector<std::unique_ptr<CollectorRunner>> Exporter::buildRunners(const Confi
   for (const auto& t : config.postgres) {
     runners.push_back(std::make_unique<CollectorRunner>("postgres", t.name, t.interval,
                                                         std::make_unique<PostgresCollector>(t)));
+    for (const auto& m : t.sql_metrics) {
+      runners.push_back(std::make_unique<CollectorRunner>("sql", SqlMetricsCollector::runnerTarget(t, m), m.interval,
+                                                          std::make_unique<SqlMetricsCollector>(t, m)));
+    }
   }
   for (const auto& t : config.redis) {
     runners.push_back(std::make_unique<CollectorRunner>("redis", t.name, t.interval,

@@ -11,6 +11,7 @@
 #include "config/HttpProbeConfig.h"
 #include "config/IngestConfig.h"
 #include "config/Secret.h"
+#include "config/SqlMetricsConfig.h"
 #include "util/Duration.h"
 
 namespace apphealth {
@@ -25,6 +26,7 @@ struct PostgresTarget {
   Duration interval = 15s;
   Duration timeout = 5s;
   double probe_latency_threshold_seconds = 1.0;
+  std::vector<SqlMetricSpec> sql_metrics;  // each runs as its own collector "sql"
 };
 
 // One entry under a Redis target's `queues:`. Either a framework preset applied to a list of

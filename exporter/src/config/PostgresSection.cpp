@@ -1,6 +1,7 @@
 // The `postgres:` section.
 
 #include "config/LoadContext.h"
+#include "config/SqlMetricsSection.h"
 
 namespace apphealth {
 
@@ -48,6 +49,7 @@ std::optional<PostgresTarget> parsePostgresTarget(LoadContext& ctx, const YAML::
       t.probe_latency_threshold_seconds = toSeconds(latency);
     }
   }
+  parseSqlMetrics(ctx, map, t);
   return t;
 }
 
