@@ -5,7 +5,9 @@
 #   3. the beacon parsers under libFuzzer (clang, ASan + UBSan) for a bounded time;
 #   4. the Web Vitals ingest fed by the real web-vitals library in headless Chromium;
 #   5. the Prometheus rule and Alertmanager routing tests (promtool, amtool);
-#   6. static checks of the Grafana dashboards and the docker-compose file.
+#   6. static checks of the Grafana dashboards and the docker-compose file;
+#   7. the whole stack end to end: an outage fires the rules, Alertmanager pages a stand-in
+#      PagerDuty, inhibits the database's latency alert, and resolves on recovery.
 # Exits non-zero on the first failing stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,4 +48,7 @@ bash tests/rules/run.sh
 echo "== Grafana dashboards and the docker-compose stack (static checks)"
 python3 tests/dashboards/check.py
 bash tests/compose/check.sh
+
+echo "== end to end: backup and database outage paged through Prometheus and Alertmanager"
+APPHEALTH_EXPORTER="$PWD/build/release/exporter/apphealth_exporter" bash tests/e2e/alerts.test.sh
 echo "== all tests passed"
