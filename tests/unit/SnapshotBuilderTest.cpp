@@ -12,10 +12,8 @@ TEST(SnapshotBuilder, MergesFamiliesOfTheSameNameAcrossCollectors) {
   a.gauge("apphealth_db_up", "help", {{"target", "a"}}, 1);
   b.gauge("apphealth_db_up", "help", {{"target", "b"}}, 0);
   b.counter("apphealth_collector_failures_total", "failures", {{"target", "b"}}, 3);
-  Families all;
-  mergeFamilies(all, a.take());
-  mergeFamilies(all, b.take());
-  const auto text = renderText(all);
+  const auto ra = renderFamilies(a.take()), rb = renderFamilies(b.take());
+  const auto text = joinRendered({&ra, &rb});
   EXPECT_EQ(text,
             "# HELP apphealth_db_up help\n# TYPE apphealth_db_up gauge\n"
             "apphealth_db_up{target=\"a\"} 1\napphealth_db_up{target=\"b\"} 0\n"
@@ -45,17 +43,23 @@ TEST(CollectorRunner, BackoffDoublesUpToItsCap) {
 }
 
 TEST(Exposition, JoinedRenderingEqualsMergedSerialization) {
-  SnapshotBuilder a, b;
-  a.gauge("apphealth_db_up", "up", {{"target", "a"}}, 1);
-  a.counter("apphealth_collector_failures_total", "failures", {{"target", "a"}}, 2);
-  b.gauge("apphealth_db_up", "up", {{"target", "b\"quoted\\"}}, 0);
+  // Two collectors' snapshots joined must equal one builder holding everything (a builder
+  // groups samples of one family itself), serialized by prometheus-cpp in one go.
   prometheus::Histogram h({0.5});
   h.Observe(0.25);
-  b.histogram("apphealth_db_probe_duration_seconds", "multi\nline help", {{"target", "b"}}, h);
-  const Families fa = a.take(), fb = b.take();
-  Families merged;
-  mergeFamilies(merged, fa);
-  mergeFamilies(merged, fb);
-  const auto ra = renderFamilies(fa), rb = renderFamilies(fb);
-  EXPECT_EQ(joinRendered({&ra, &rb}), renderText(merged));
+  auto fillA = [](SnapshotBuilder& s) {
+    s.gauge("apphealth_db_up", "up", {{"target", "a"}}, 1);
+    s.counter("apphealth_collector_failures_total", "failures", {{"target", "a"}}, 2);
+  };
+  auto fillB = [&](SnapshotBuilder& s) {
+    s.gauge("apphealth_db_up", "up", {{"target", "b\"quoted\\"}}, 0);
+    s.histogram("apphealth_db_probe_duration_seconds", "multi\nline help", {{"target", "b"}}, h);
+  };
+  SnapshotBuilder a, b, all;
+  fillA(a);
+  fillB(b);
+  fillA(all);
+  fillB(all);
+  const auto ra = renderFamilies(a.take()), rb = renderFamilies(b.take());
+  EXPECT_EQ(joinRendered({&ra, &rb}), renderText(all.take()));
 }

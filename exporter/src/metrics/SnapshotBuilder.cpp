@@ -1,6 +1,5 @@
 #include "metrics/SnapshotBuilder.h"
 
-#include <algorithm>
 
 namespace apphealth {
 
@@ -40,18 +39,6 @@ void SnapshotBuilder::histogram(const std::string& name, const std::string& help
 Families SnapshotBuilder::take() {
   index_.clear();
   return std::move(families_);
-}
-
-void mergeFamilies(Families& into, const Families& from) {
-  for (const auto& family : from) {
-    auto it = std::find_if(into.begin(), into.end(),
-                           [&](const prometheus::MetricFamily& f) { return f.name == family.name; });
-    if (it == into.end()) {
-      into.push_back(family);
-    } else {
-      it->metric.insert(it->metric.end(), family.metric.begin(), family.metric.end());
-    }
-  }
 }
 
 }  // namespace apphealth

@@ -33,8 +33,4 @@ class SnapshotBuilder {
   std::map<std::string, std::size_t> index_;
 };
 
-// Appends `from` to `into`, merging families with the same name (several collectors of one
-// kind each publish e.g. apphealth_db_up; the exposition must list it once).
-void mergeFamilies(Families& into, const Families& from);
-
 }  // namespace apphealth
