@@ -92,6 +92,8 @@ TEST(SqlMetrics, LaravelPresetCountsJobsByQueueAndStateLikeTheRedisQueues) {
   pg.query(failedJob("default") + failedJob("default") + failedJob("payments"));
   ExporterProcess exporter(target(pg, "      - preset: laravel\n        queues: [idle]\n"));
   ASSERT_TRUE(waitFor([&] { return exporter.metric(up("laravel")) == 1; }, 5s)) << exporter.log();
+  // The database probe is its own collector: its first sample may land after the preset's.
+  ASSERT_TRUE(waitFor([&] { return exporter.metric("apphealth_db_up{target=\"main\"}") == 1; }, 5s)) << exporter.log();
 
   auto m = exporter.metrics();
   EXPECT_EQ(m[jobs("default", "waiting")], 3);
@@ -260,6 +262,7 @@ TEST(SqlMetrics, EachBrokenQueryFailsAloneWithAClearLogLine) {
       "    interval: 1s\n    timeout: 600ms\n"));
   ASSERT_TRUE(waitFor([&] { return exporter.metric(up("apphealth_good")) == 1; }, 5s)) << exporter.log();
   ASSERT_TRUE(waitFor([&] { return exporter.metric(up("apphealth_slow")).has_value(); }, 5s)) << exporter.log();
+  ASSERT_TRUE(waitFor([&] { return exporter.metric("apphealth_db_up{target=\"main\"}") == 1; }, 5s)) << exporter.log();
 
   // The good query keeps sampling while the others fail.
   pg.query("INSERT INTO events SELECT FROM generate_series(1, 3)");
