@@ -8,7 +8,9 @@
 #       the same keys (its own redis_exporter_last_scrape_duration_seconds and curl's time_total);
 #       for the `key: "queue:*"` pattern and for 1,000 explicit keys (-check-single-keys);
 #   (b) RSS (VmRSS) after warm-up and after 1,000 scrapes, apphealth vs both Go exporters;
-#   (c) /metrics latency: p50/p99 of 1,000 keep-alive scrapes (curl) and of `wrk -c1 -t1`.
+#   (c) /metrics latency: p50/p99 of 1,000 keep-alive scrapes (curl) and of `wrk -c1 -t1`;
+#   (b') for scale, the RSS floor of a C program that only holds one connection with Debian's
+#   libpq (and one that also initialises libcurl and libcrypto).
 # Targets (issue 2): sampling <= 1/5 of redis_exporter's scrape time; RSS <= 1/2 of the lighter
 # Go exporter. A missed target prints FAIL but exits 0 (a benchmark, not a test); anything that
 # cannot run exits non-zero. Everything listens on 127.0.0.1 only and is cleaned up on exit.
@@ -456,6 +458,45 @@ R[re_single_curl]=$(percentile 0.5 <"$WORK/re_single.curl")
 R[re_single_own]=$(percentile 0.5 <"$WORK/re_single.own")
 stop_pid "$RE_PID"
 
+# (b') The floor under any exporter built on Debian's shared libpq: a C program that holds one
+# connection to the same PostgreSQL and does nothing else, and one that also initialises
+# libcurl and hashes with libcrypto (the other two C libraries apphealth must link).
+log "floor: C programs linking only Debian's libpq (+ libcurl, libcrypto)"
+cat >"$WORK/floor.c" <<'CEOF'
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <unistd.h>
+#ifdef WITH_CURL
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#endif
+int main(int argc, char** argv) {
+  PGconn* conn = PQconnectdb(argv[1]);
+  if (argc < 2 || PQstatus(conn) != CONNECTION_OK) return 1;
+#ifdef WITH_CURL
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  CURL* easy = curl_easy_init();
+  unsigned char md[32];
+  unsigned int n;
+  EVP_Digest("x", 1, md, &n, EVP_sha256(), NULL);
+#endif
+  puts("connected");
+  fflush(stdout);
+  pause();
+  return 0;
+}
+CEOF
+gcc -O2 -I"$(pg_config --includedir)" "$WORK/floor.c" -o "$WORK/floor_pq" -lpq || die "cannot build the libpq floor program"
+gcc -O2 -DWITH_CURL -I"$(pg_config --includedir)" "$WORK/floor.c" -o "$WORK/floor_all" -lpq -lcurl -lcrypto \
+  || die "cannot build the libpq+libcurl floor program"
+for name in floor_pq floor_all; do
+  start_bg "$WORK/$name.log" "$WORK/$name" "$PG_DSN"
+  for _ in $(seq 50); do grep -q connected "$WORK/$name.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q connected "$WORK/$name.log" || die "$name did not connect to PostgreSQL"
+  R[${name}_rss]=$(rss_kb "$LAST_PID")
+  stop_pid "$LAST_PID"
+done
+
 # ---------------------------------------------------------------------------------------------
 # 5. Report.
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "nan" }'; }
@@ -490,6 +531,7 @@ Verified: apphealth and redis_exporter each report $KEYS queue lengths summing t
   postgres_exporter        $(printf '%8s' "$(mb "${R[pge_rss_warm]}")")        $(printf '%8s' "$(mb "${R[pge_rss_after]}")")        $(printf '%8s' "$(mb "${R[pge_rss_wrk]}")")    |  $(printf '%15s %6s' "$(mb "${R[pge_anon]}")" "$(mb "${R[pge_pss]}")")
   apphealth (explicit-keys config, after sampling): $(mb "${R[ah2_rss]}") MB
   ratio apphealth / lighter Go exporter ($lighter_name): $ratio_b   target <=0.5   $(verdict "$ratio_b" 0.5)
+  floor: a C program holding one libpq connection: $(mb "${R[floor_pq_rss]}") MB (ratio $(ratio "${R[floor_pq_rss]}" "$lighter")); with libcurl and libcrypto initialised too: $(mb "${R[floor_all_rss]}") MB (ratio $(ratio "${R[floor_all_rss]}" "$lighter"))
   (informational, after $SCRAPES scrapes: Pss ratio $(ratio "${R[ah_pss]}" "$( (( R[re_pss] < R[pge_pss] )) && echo "${R[re_pss]}" || echo "${R[pge_pss]}")"); apphealth env: ${APPHEALTH_ENV:-none})
   (the warm-up / $SCRAPES-scrape maxima are compared; wrk column is informational)
 
