@@ -100,7 +100,16 @@ class HttpServer::Route : public CivetHandler {
   Handler handler_;
 };
 
-HttpServer::HttpServer(const HttpServerOptions& options) {
+// CivetWeb looks for a ".htpasswd" beside every requested path (with no document root:
+// "/.htpasswd") unless an authorization handler covers the path: one failed stat() per request
+// on the ingest hot path, and a stray file there would put every endpoint behind digest auth.
+// The exporter has no file-based authentication, so one handler authorizes every path.
+class HttpServer::NoFileAuthorization : public CivetAuthHandler {
+ public:
+  bool authorize(CivetServer*, mg_connection*) override { return true; }
+};
+
+HttpServer::HttpServer(const HttpServerOptions& options) : noFileAuthorization_(std::make_unique<NoFileAuthorization>()) {
   const std::vector<std::string> civetOptions = {
       "listening_ports", toCivetListeningPort(options.listenAddress),
       "num_threads", std::to_string(options.threads),
@@ -118,6 +127,7 @@ HttpServer::HttpServer(const HttpServerOptions& options) {
   wakeAddress_ = host.empty() || host == "0.0.0.0" ? "127.0.0.1" : host == "localhost" ? "127.0.0.1" : host;
   try {
     server_ = std::make_unique<CivetServer>(civetOptions);
+    server_->addAuthHandler("**", noFileAuthorization_.get());
   } catch (const CivetException& e) {
     throw std::runtime_error("cannot listen on " + options.listenAddress + ": " + e.what() +
                              " (is the port in use?)");

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "http/ListenAddress.h"
+
 class CivetServer;
 
 namespace apphealth {
@@ -50,13 +52,11 @@ class HttpServer {
 
  private:
   class Route;
+  class NoFileAuthorization;
+  std::unique_ptr<NoFileAuthorization> noFileAuthorization_;  // outlives server_
   std::unique_ptr<CivetServer> server_;
   std::string wakeAddress_;  // where to connect to wake the accept loop at shutdown
   std::vector<std::unique_ptr<Route>> routes_;
 };
-
-// "127.0.0.1:9100" -> as is; ":9100" -> "9100" (all interfaces, CivetWeb's syntax).
-// Throws std::invalid_argument on a malformed address.
-std::string toCivetListeningPort(const std::string& listenAddress);
 
 }  // namespace apphealth
