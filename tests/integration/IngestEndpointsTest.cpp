@@ -3,7 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <fstream>
+#include <memory>
+#include <thread>
 
 #include "TestSupport.h"
 
@@ -28,6 +35,31 @@ HttpResult post(const ExporterProcess& e, const std::string& path, const std::st
                 std::vector<std::string> headers = {kText}) {
   return httpRequest("POST", e.url(path), headers, body);
 }
+
+// A client that opens a connection, sends half a request and stalls: it holds one CivetWeb
+// worker until the request timeout. Closed by the destructor.
+class StalledClient {
+ public:
+  explicit StalledClient(int port) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const std::string partial = "POST /ingest/vitals HTTP/1.1\r\nHost: x\r\n";
+    ok_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+          write(fd_, partial.data(), partial.size()) == static_cast<ssize_t>(partial.size());
+  }
+  ~StalledClient() { close(fd_); }
+  StalledClient(const StalledClient&) = delete;
+  StalledClient& operator=(const StalledClient&) = delete;
+  bool ok() const { return ok_; }
+
+ private:
+  int fd_;
+  bool ok_ = false;
+};
+
+const std::string kBeacon = R"({"name":"LCP","value":1200,"id":"v4-own","page":"/tutors/1"})";
 
 }  // namespace
 
@@ -222,4 +254,72 @@ TEST(IngestExposition, PromtoolAcceptsIngestMetrics) {
   dir.write("m.txt", e.get("/metrics").body);
   std::string out;
   EXPECT_EQ(run("promtool check metrics < " + dir.file("m.txt"), &out), 0) << out;
+}
+
+TEST(IngestListener, OwnListenerServesOnlyBeaconsAndNeverDelaysScrapes) {
+  const int ingestPort = freePort();
+  const std::string ingestUrl = "http://127.0.0.1:" + std::to_string(ingestPort);
+  ExporterProcess e(ingestConfig("  listen_address: \"127.0.0.1:" + std::to_string(ingestPort) +
+                                 "\"\n  max_connections: 4\n"));
+  EXPECT_EQ(httpRequest("POST", ingestUrl + "/ingest/vitals", {kText}, kBeacon).status, 204);
+  // The beacon endpoints moved; /metrics and the admin endpoints stay on the private listener.
+  EXPECT_EQ(post(e, "/ingest/vitals", kBeacon).status, 404);
+  EXPECT_EQ(httpRequest("GET", ingestUrl + "/metrics").status, 404);
+  EXPECT_EQ(httpRequest("POST", ingestUrl + "/-/reload").status, 404);
+  EXPECT_EQ(e.metric("apphealth_web_vitals_lcp_seconds_count{route=\"/tutors/:id\",device=\"desktop\"}"), 1);
+  EXPECT_NE(e.get("/").body.find("on its own listener, 127.0.0.1:" + std::to_string(ingestPort)), std::string::npos);
+
+  {
+    // Stalled clients take every ingest worker (and queue two more): beacons now wait...
+    std::vector<std::unique_ptr<StalledClient>> stalled;
+    for (int i = 0; i < 6; ++i) {
+      stalled.push_back(std::make_unique<StalledClient>(ingestPort));
+      ASSERT_TRUE(stalled.back()->ok());
+    }
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(httpRequest("POST", ingestUrl + "/ingest/vitals", {kText}, kBeacon, 1000).status, 0);
+    // ...while scrapes and health checks answer at once.
+    for (int i = 0; i < 5; ++i) {
+      auto r = httpRequest("GET", e.url("/metrics"), {}, "", 2000);
+      EXPECT_EQ(r.status, 200);
+      EXPECT_NE(r.body.find("apphealth_web_vitals_lcp_seconds_count"), std::string::npos);
+    }
+    EXPECT_EQ(httpRequest("GET", e.url("/-/ready"), {}, "", 2000).status, 200);
+  }
+  // The stalled clients gone, beacons flow again.
+  EXPECT_TRUE(waitFor([&] {
+    return httpRequest("POST", ingestUrl + "/ingest/vitals", {kText}, kBeacon, 1000).status == 204;
+  }, 5s));
+}
+
+TEST(IngestListener, SharedListenerKeepsWorkersForScrapesBesideMaxConnections) {
+  // 16 workers are kept for scrapes on top of ingest's max_connections: 16 stalled beacon
+  // clients do not shut Prometheus out.
+  ExporterProcess e(ingestConfig("  max_connections: 4\n"));
+  std::vector<std::unique_ptr<StalledClient>> stalled;
+  for (int i = 0; i < 16; ++i) {
+    stalled.push_back(std::make_unique<StalledClient>(e.port()));
+    ASSERT_TRUE(stalled.back()->ok());
+  }
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(httpRequest("GET", e.url("/metrics"), {}, "", 2000).status, 200);
+  EXPECT_EQ(post(e, "/ingest/vitals", kBeacon).status, 204);
+}
+
+TEST(IngestListener, MovingTheListenerOnReloadIsRefusedAndTheOldConfigKept) {
+  const int ingestPort = freePort();
+  const std::string listener = "  listen_address: \"127.0.0.1:" + std::to_string(ingestPort) + "\"\n";
+  ExporterProcess e(ingestConfig(listener));
+  e.rewriteConfig(ingestConfig("  listen_address: \"127.0.0.1:" + std::to_string(freePort()) + "\"\n"));
+  auto r = httpRequest("POST", e.url("/-/reload"));
+  EXPECT_EQ(r.status, 500);
+  EXPECT_NE(r.body.find("needs a restart"), std::string::npos) << r.body;
+  EXPECT_EQ(e.metric("apphealth_config_last_reload_successful"), 0);
+  EXPECT_EQ(httpRequest("POST", "http://127.0.0.1:" + std::to_string(ingestPort) + "/ingest/vitals", {kText}, kBeacon)
+                .status,
+            204);
+  // Other ingest settings still reload in place.
+  e.rewriteConfig(ingestConfig(listener + "  max_routes: 7\n"));
+  EXPECT_EQ(httpRequest("POST", e.url("/-/reload")).status, 200);
+  EXPECT_EQ(e.metric("apphealth_config_last_reload_successful"), 1);
 }

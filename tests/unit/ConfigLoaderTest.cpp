@@ -181,3 +181,22 @@ TEST(ConfigLoader, MissingFile) {
   ASSERT_EQ(result.errors.size(), 1u);
   EXPECT_EQ(result.errors[0].format(), "/nonexistent/apphealth.yml: cannot read the config file");
 }
+
+TEST(ConfigLoader, IngestListenerAndConnections) {
+  const auto ok = loadConfigText("ingest:\n  listen_address: \":10046\"\n  max_connections: 200\n", "c.yml");
+  ASSERT_TRUE(ok.config) << (ok.errors.empty() ? "" : ok.errors[0].format());
+  EXPECT_EQ(ok.config->ingest.listen_address, ":10046");
+  EXPECT_EQ(ok.config->ingest.max_connections, 200);
+  const auto defaults = loadConfigText("ingest: {}\n", "c.yml");
+  ASSERT_TRUE(defaults.config);
+  EXPECT_EQ(defaults.config->ingest.listen_address, "");  // shares --web.listen-address
+  EXPECT_EQ(defaults.config->ingest.max_connections, 64);
+
+  EXPECT_EQ(errorsOf("ingest:\n  listen_address: \"10046\"\n"),
+            std::vector<std::string>{"c.yml:2:19: listen address '10046' needs a port, e.g. :10045"});
+  EXPECT_EQ(errorsOf("ingest:\n  listen_address: \"127.0.0.1:99999\"\n"),
+            std::vector<std::string>{"c.yml:2:19: listen address '127.0.0.1:99999' has an invalid port"});
+  const auto tooMany = errorsOf("ingest:\n  max_connections: 0\n");
+  ASSERT_EQ(tooMany.size(), 1u);
+  EXPECT_EQ(tooMany[0].rfind("c.yml:2:20: ", 0), 0u) << tooMany[0];
+}

@@ -95,12 +95,22 @@ void Exporter::start() {
   for (auto& runner : runners_) runner->start();
   lastReloadSuccess_ = nowSeconds();
 
-  if (config_->ingest.enabled) ingest_ = std::make_shared<ingest::IngestEndpoints>(config_->ingest);
-  server_ = std::make_unique<HttpServer>(httpOptions_);
+  const auto& ingestConfig = config_->ingest;
+  if (ingestConfig.enabled) ingest_ = std::make_shared<ingest::IngestEndpoints>(ingestConfig);
+  HttpServerOptions mainOptions = httpOptions_;
+  // Every open connection holds a worker thread: beacons sharing the main listener get their
+  // own share of workers on top of those kept for scrapes.
+  if (ingest_ && ingestConfig.listen_address.empty()) mainOptions.threads += ingestConfig.max_connections;
+  server_ = std::make_unique<HttpServer>(mainOptions);
+  if (ingest_ && !ingestConfig.listen_address.empty()) {
+    ingestServer_ = std::make_unique<HttpServer>(
+        HttpServerOptions{ingestConfig.listen_address, ingestConfig.max_connections, httpOptions_.requestTimeoutMs});
+  }
   installRoutes();
   ready_ = true;
-  spdlog::info("apphealth_exporter {} listening on {} with {} collectors from {}", APPHEALTH_VERSION,
-               httpOptions_.listenAddress, runners_.size(), configFile_);
+  spdlog::info("apphealth_exporter {} listening on {} with {} collectors from {}{}", APPHEALTH_VERSION,
+               httpOptions_.listenAddress, runners_.size(), configFile_,
+               ingestServer_ ? "; beacon ingest on " + ingestConfig.listen_address : std::string());
 }
 
 ReloadResult Exporter::reload() {
@@ -116,9 +126,13 @@ ReloadResult Exporter::reload() {
   auto config = std::make_shared<const Config>(std::move(*loaded.config));
   const auto& oldIngest = config_->ingest;
   if (config->ingest.enabled != oldIngest.enabled || config->ingest.vitals_path != oldIngest.vitals_path ||
-      config->ingest.errors_path != oldIngest.errors_path) {
+      config->ingest.errors_path != oldIngest.errors_path ||
+      config->ingest.listen_address != oldIngest.listen_address ||
+      config->ingest.max_connections != oldIngest.max_connections) {
     ReloadResult result;
-    result.message = configFile_ + ": enabling, disabling or moving the ingest endpoints needs a restart\n";
+    result.message = configFile_ +
+                     ": enabling, disabling or moving the ingest endpoints (paths, listen_address, max_connections) "
+                     "needs a restart\n";
     lastReloadOk_ = false;
     spdlog::error("reload failed, keeping the running configuration: {}", result.message);
     return result;
@@ -147,7 +161,10 @@ ReloadResult Exporter::reload() {
 
 void Exporter::stop() {
   ready_ = false;
-  server_.reset();  // no more requests
+  // No more requests; both servers close their listeners in parallel to keep shutdown short.
+  std::thread ingestCloser([this] { ingestServer_.reset(); });
+  server_.reset();
+  ingestCloser.join();
   std::vector<std::unique_ptr<CollectorRunner>> old;
   {
     std::unique_lock lock(stateMutex_);
@@ -189,8 +206,9 @@ std::shared_ptr<ingest::IngestEndpoints> Exporter::ingest() const {
 void Exporter::installRoutes() {
   if (ingest_) {
     const auto& c = ingest_->config();
-    server_->route(c.vitals_path, [this](mg_connection* conn, const mg_request_info& r) { ingest()->handleVitals(conn, r); });
-    server_->route(c.errors_path, [this](mg_connection* conn, const mg_request_info& r) { ingest()->handleErrors(conn, r); });
+    HttpServer& server = ingestServer_ ? *ingestServer_ : *server_;
+    server.route(c.vitals_path, [this](mg_connection* conn, const mg_request_info& r) { ingest()->handleVitals(conn, r); });
+    server.route(c.errors_path, [this](mg_connection* conn, const mg_request_info& r) { ingest()->handleErrors(conn, r); });
   }
   server_->route("/metrics", [this](mg_connection* c, const mg_request_info& r) { handleMetrics(c, r); });
   server_->route("/-/healthy", [](mg_connection* c, const mg_request_info& r) {
@@ -253,7 +271,14 @@ std::string Exporter::landingPage() const {
   for (const auto& t : config->backups) row("backup", t.name, t.interval);
   for (const auto& t : config->access_logs) row("access_log", t.name, t.interval);
   for (const auto& t : config->http_probes) row("http_probe", t.name, t.interval);
-  html << "</table></body></html>\n";
+  html << "</table>";
+  if (const auto& in = config->ingest; in.enabled) {
+    html << "<h2>Beacon ingest</h2><p>POST " << htmlEscape(in.vitals_path) << " and " << htmlEscape(in.errors_path)
+         << (in.listen_address.empty() ? std::string(" on this listener")
+                                       : " on its own listener, " + htmlEscape(in.listen_address))
+         << "</p>";
+  }
+  html << "</body></html>\n";
   return html.str();
 }
 

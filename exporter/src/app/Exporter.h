@@ -32,6 +32,8 @@ class Exporter {
   void stop();
 
   int port() const { return server_ ? server_->port() : 0; }
+  // The ingest endpoints' own listener, or 0 when they share port().
+  int ingestPort() const { return ingestServer_ ? ingestServer_->port() : 0; }
   std::string renderMetrics() const;
 
   // Extra metric sources (e.g. ingest) can be plugged in by later components.
@@ -47,6 +49,7 @@ class Exporter {
   const std::string configFile_;
   const HttpServerOptions httpOptions_;
   std::unique_ptr<HttpServer> server_;
+  std::unique_ptr<HttpServer> ingestServer_;  // only with ingest.listen_address
 
   std::mutex reloadMutex_;  // one reload at a time (SIGHUP and /-/reload may race)
   mutable std::shared_mutex stateMutex_;

@@ -11,6 +11,13 @@ struct IngestConfig {
   bool enabled = false;  // true as soon as an `ingest:` section exists
   std::string vitals_path = "/ingest/vitals";
   std::string errors_path = "/ingest/errors";
+  // Empty: the endpoints share --web.listen-address. Set (e.g. ":10046"): they get their own
+  // listener and worker pool, so /metrics and /-/reload stay private and scrapes never queue
+  // behind beacon connections.
+  std::string listen_address;
+  // Beacon connections served at once (CivetWeb holds a worker thread per open connection,
+  // keep-alive included); more wait for a free worker.
+  int max_connections = 64;
   std::vector<std::string> allowed_origins;  // empty: no cross-origin beacons; "*": any origin
   std::vector<std::string> routes;           // "/tutors/:id", "/blog/*"; unmatched -> "other"
   std::size_t max_body_bytes = 64 * 1024;

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "config/LoadContext.h"
+#include "http/ListenAddress.h"
 #include "ingest/RoutePatterns.h"
 
 namespace apphealth {
@@ -36,6 +37,14 @@ std::optional<IngestConfig> parseIngest(LoadContext& ctx, const YAML::Node& node
       ctx.reader().error(map.node(key), std::string(key) + " must start with '/'");
     }
   }
+  if (map.getString("listen_address", c.listen_address)) {
+    try {
+      toCivetListeningPort(c.listen_address);
+    } catch (const std::invalid_argument& e) {
+      ctx.reader().error(map.node("listen_address"), e.what());
+    }
+  }
+  map.getInt("max_connections", c.max_connections, 1, 1024);
   map.getStringList("allowed_origins", c.allowed_origins);
   map.getStringList("routes", c.routes);
   std::set<std::string> seen;
