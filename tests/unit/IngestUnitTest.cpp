@@ -1,6 +1,13 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <deque>
+#include <random>
+#include <set>
+#include <vector>
+
 #include "ingest/BeaconParser.h"
+#include "ingest/RecentIds.h"
 #include "ingest/ErrorReportLog.h"
 #include "ingest/IngestGuards.h"
 #include "ingest/IngestMetrics.h"
@@ -83,10 +90,43 @@ TEST(RateLimiter, ManyClientsStayBounded) {
 
 TEST(RecentIds, RemembersUpToCapacity) {
   RecentIds ids(32);  // 2 per shard
-  EXPECT_TRUE(ids.insert("x"));
-  EXPECT_FALSE(ids.insert("x"));
-  for (int i = 0; i < 1000; ++i) ids.insert("id" + std::to_string(i));
-  EXPECT_TRUE(ids.insert("x"));  // long evicted
+  EXPECT_TRUE(ids.insert("LCP", "x"));
+  EXPECT_FALSE(ids.insert("LCP", "x"));
+  EXPECT_TRUE(ids.insert("CLS", "x"));  // scopes are apart
+  EXPECT_TRUE(ids.insert("pv", "x"));
+  for (int i = 0; i < 1000; ++i) ids.insert("LCP", "id" + std::to_string(i));
+  EXPECT_TRUE(ids.insert("LCP", "x"));  // long evicted
+}
+
+// Against a reference model: per shard, a set plus a FIFO of the last capacity/16 ids. Ids are
+// drawn from a small pool so repeats, evictions and the table's backward-shift deletions (long
+// probe chains included) all happen many times; every answer must match the model's.
+TEST(RecentIds, MatchesAFifoModelThroughManyEvictions) {
+  constexpr std::size_t kCapacity = 16 * 64;
+  constexpr std::size_t kPerShard = kCapacity / 16;
+  RecentIds ids(kCapacity);
+  std::vector<std::deque<std::string>> fifo(16);
+  std::vector<std::set<std::string>> held(16);
+  std::mt19937 rng(42);
+  std::size_t fresh = 0, refused = 0;
+  for (int step = 0; step < 300000; ++step) {
+    const std::string id = "v4-" + std::to_string(rng() % 3000);
+    const std::size_t shard = RecentIds::shardOf("LCP", id);
+    ASSERT_LT(shard, 16u);
+    const bool expectNew = !held[shard].count(id);
+    if (expectNew) {
+      fifo[shard].push_back(id);
+      held[shard].insert(id);
+      if (fifo[shard].size() > kPerShard) {
+        held[shard].erase(fifo[shard].front());
+        fifo[shard].pop_front();
+      }
+    }
+    ASSERT_EQ(ids.insert("LCP", id), expectNew) << "step " << step << " id " << id;
+    (expectNew ? fresh : refused) += 1;
+  }
+  EXPECT_GT(fresh, 50000u);
+  EXPECT_GT(refused, 50000u);
 }
 
 TEST(Device, ClaimThenUserAgent) {

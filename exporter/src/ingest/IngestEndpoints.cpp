@@ -159,7 +159,7 @@ void IngestEndpoints::handleVitals(mg_connection* conn, const mg_request_info& r
   for (const auto& observation : parsed.accepted) {
     // Retries of a beacon carry the same metric id: count each metric instance once.
     if (!observation.id.empty() &&
-        !recentIds_.insert(std::string(vitalMetricName(observation.vital)) + ":" + observation.id)) {
+        !recentIds_.insert(vitalMetricName(observation.vital), observation.id)) {
       metrics_.countRejected(Endpoint::Vitals, "duplicate");
       continue;
     }
@@ -170,7 +170,7 @@ void IngestEndpoints::handleVitals(mg_connection* conn, const mg_request_info& r
     // the library reports exactly once per navigation.
     const bool newPageView = observation.pageViewId.empty()
                                  ? observation.vital == Vital::TTFB
-                                 : recentIds_.insert("pv:" + observation.pageViewId);
+                                 : recentIds_.insert("pv", observation.pageViewId);
     if (newPageView) metrics_.countPageView(route, device);
   }
   respond(conn, Endpoint::Vitals, 204, "", origin);

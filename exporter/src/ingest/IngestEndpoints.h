@@ -12,6 +12,7 @@
 #include "ingest/ErrorReportLog.h"
 #include "ingest/IngestGuards.h"
 #include "ingest/IngestMetrics.h"
+#include "ingest/RecentIds.h"
 #include "ingest/RoutePatterns.h"
 
 namespace apphealth::ingest {

@@ -98,24 +98,6 @@ std::size_t RateLimiter::size() {
   return total;
 }
 
-RecentIds::RecentIds(std::size_t capacity) : perShard_(std::max<std::size_t>(1, capacity / kShards)) {
-  // Sized once: rehashing a growing set showed up in profiles under beacon load.
-  for (auto& shard : shards_) shard.ids.reserve(perShard_ + 1);
-}
-
-bool RecentIds::insert(std::string_view id) {
-  auto& shard = shards_[std::hash<std::string_view>{}(id) % kShards];
-  std::lock_guard lock(shard.mutex);
-  auto [it, inserted] = shard.ids.emplace(id);
-  if (!inserted) return false;
-  shard.order.push_back(*it);
-  if (shard.order.size() > perShard_) {
-    shard.ids.erase(shard.order.front());
-    shard.order.pop_front();
-  }
-  return true;
-}
-
 const char* classifyDevice(std::string_view claimed, std::string_view ua) {
   if (claimed == "mobile") return "mobile";
   if (claimed == "tablet") return "tablet";

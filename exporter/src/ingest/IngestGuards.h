@@ -1,16 +1,14 @@
 #pragma once
 // The small, thread-safe guards in front of the beacon endpoints: which client IP a request
-// really comes from, a per-IP token bucket, and a bounded memory of recent ids so a retried
-// beacon is not counted twice. All are bounded in memory whatever the traffic.
+// really comes from, a per-IP token bucket, and the device class. All are bounded in memory
+// whatever the traffic (the memory of recent beacon ids is in RecentIds.h).
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 namespace apphealth::ingest {
@@ -55,23 +53,6 @@ class RateLimiter {
   double rate_;
   double burst_;
   std::size_t maxPerShard_;
-  Shard shards_[kShards];
-};
-
-// Remembers the last N ids (FIFO eviction); insert() says whether an id is new.
-class RecentIds {
- public:
-  explicit RecentIds(std::size_t capacity = 200000);
-  bool insert(std::string_view id);
-
- private:
-  struct Shard {
-    std::mutex mutex;
-    std::unordered_set<std::string> ids;
-    std::deque<std::string> order;
-  };
-  static constexpr std::size_t kShards = 16;
-  std::size_t perShard_;
   Shard shards_[kShards];
 };
 
