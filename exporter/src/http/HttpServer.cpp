@@ -77,39 +77,39 @@ void wakeListener(const std::string& host, int port) {
 
 }  // namespace
 
-class HttpServer::Route : public CivetHandler {
+// Routes are registered with CivetWeb's C API: the C++ wrapper's own dispatch takes a
+// context-wide lock and inserts into a std::map on every request, which showed up as lock
+// contention under beacon load. The handler answers every method itself.
+class HttpServer::Route {
  public:
   explicit Route(Handler handler) : handler_(std::move(handler)) {}
-  bool handleGet(CivetServer*, mg_connection* c) override { return dispatch(c); }
-  bool handlePost(CivetServer*, mg_connection* c) override { return dispatch(c); }
-  bool handleHead(CivetServer*, mg_connection* c) override { return dispatch(c); }
-  bool handlePut(CivetServer*, mg_connection* c) override { return dispatch(c); }
-  bool handleDelete(CivetServer*, mg_connection* c) override { return dispatch(c); }
-  bool handleOptions(CivetServer*, mg_connection* c) override { return dispatch(c); }
-  bool handlePatch(CivetServer*, mg_connection* c) override { return dispatch(c); }
 
- private:
-  bool dispatch(mg_connection* conn) {
+  static int dispatch(mg_connection* conn, void* route) {
     try {
-      handler_(conn, *mg_get_request_info(conn));
+      static_cast<Route*>(route)->handler_(conn, *mg_get_request_info(conn));
     } catch (const std::exception& e) {
       sendError(conn, 500, std::string("internal error: ") + e.what());
+    } catch (...) {  // nothing may unwind into C
+      sendError(conn, 500, "internal error");
     }
-    return true;
+    return 1;  // handled
   }
+
+ private:
   Handler handler_;
 };
+
+namespace {
 
 // CivetWeb looks for a ".htpasswd" beside every requested path (with no document root:
 // "/.htpasswd") unless an authorization handler covers the path: one failed stat() per request
 // on the ingest hot path, and a stray file there would put every endpoint behind digest auth.
 // The exporter has no file-based authentication, so one handler authorizes every path.
-class HttpServer::NoFileAuthorization : public CivetAuthHandler {
- public:
-  bool authorize(CivetServer*, mg_connection*) override { return true; }
-};
+int authorizeEveryPath(mg_connection*, void*) { return 1; }
 
-HttpServer::HttpServer(const HttpServerOptions& options) : noFileAuthorization_(std::make_unique<NoFileAuthorization>()) {
+}  // namespace
+
+HttpServer::HttpServer(const HttpServerOptions& options) {
   const std::vector<std::string> civetOptions = {
       "listening_ports", toCivetListeningPort(options.listenAddress),
       "num_threads", std::to_string(options.threads),
@@ -127,7 +127,7 @@ HttpServer::HttpServer(const HttpServerOptions& options) : noFileAuthorization_(
   wakeAddress_ = host.empty() || host == "0.0.0.0" ? "127.0.0.1" : host == "localhost" ? "127.0.0.1" : host;
   try {
     server_ = std::make_unique<CivetServer>(civetOptions);
-    server_->addAuthHandler("**", noFileAuthorization_.get());
+    mg_set_auth_handler(context(), "**", authorizeEveryPath, nullptr);
   } catch (const CivetException& e) {
     throw std::runtime_error("cannot listen on " + options.listenAddress + ": " + e.what() +
                              " (is the port in use?)");
@@ -155,8 +155,12 @@ HttpServer::~HttpServer() {
 void HttpServer::route(const std::string& path, Handler handler) {
   routes_.push_back(std::make_unique<Route>(std::move(handler)));
   // A trailing '$' makes CivetWeb match the path exactly instead of as a prefix.
-  server_->addHandler(path + "$", routes_.back().get());
+  mg_set_request_handler(context(), (path + "$").c_str(), &Route::dispatch, routes_.back().get());
 }
+
+// CivetServer registers its own handlers on this context but hands it out only as const;
+// mg_set_*_handler take the mutable context they are meant to change.
+mg_context* HttpServer::context() { return const_cast<mg_context*>(server_->getContext()); }
 
 int HttpServer::port() const {
   auto ports = server_->getListeningPorts();

@@ -52,8 +52,7 @@ class HttpServer {
 
  private:
   class Route;
-  class NoFileAuthorization;
-  std::unique_ptr<NoFileAuthorization> noFileAuthorization_;  // outlives server_
+  mg_context* context();
   std::unique_ptr<CivetServer> server_;
   std::string wakeAddress_;  // where to connect to wake the accept loop at shutdown
   std::vector<std::unique_ptr<Route>> routes_;
