@@ -5,7 +5,8 @@
 #                pg_monitor, its password in a password file
 #   Redis        demo job queues (Celery, Sidekiq)
 #   nginx        a tiny demo web app writing the access log the exporter tails; /ingest/ is
-#                proxied to the exporter like a production front end would; the same site
+#                proxied to the exporter's beacon listener (ingest.listen_address) like a
+#                production front end would, /metrics staying private; the same site
 #                over TLS (self-signed) for the HTTP probes' certificate metrics
 #   backups      a directory with one verified backup (pg_dumpall + .sha256 sidecar)
 #   exporter     build/release/exporter/apphealth_exporter with a config using all of the above,
@@ -30,7 +31,7 @@
 # Options (environment):
 #   APPHEALTH_STACK_DIR        state directory (must be empty or absent); default: mktemp -d
 #   APPHEALTH_STACK_KEEP=1     `stop` leaves the state directory (logs) in place
-#   APPHEALTH_PORT (10045)  APPHEALTH_PG_PORT (15432)  APPHEALTH_REDIS_PORT (16379)
+#   APPHEALTH_PORT (10045)  APPHEALTH_INGEST_PORT (10046)  APPHEALTH_PG_PORT (15432)  APPHEALTH_REDIS_PORT (16379)
 #   APPHEALTH_WEB_PORT (18080)  APPHEALTH_WEB_TLS_PORT (18443)  APPHEALTH_PROMETHEUS_PORT (19090)  APPHEALTH_ALERTMANAGER_PORT (19093)
 #   APPHEALTH_STACK_FAST=1     test mode: 1 s scrape and evaluation, 1 s collector intervals,
 #                              Prometheus --rules.alert.resend-delay=1s
@@ -202,6 +203,7 @@ http_probes:
     ${iv:+$iv}
     ${iv:+timeout: ${COLLECTOR_TIMEOUT}}
 ingest:
+  listen_address: "127.0.0.1:$INGEST_PORT"   # beacons only; nginx proxies /ingest/ here
   allowed_origins: ["*"]
   routes: ["/tutors/:id", "/blog/*", "/"]
   rate_per_second: 100
@@ -236,7 +238,7 @@ http {
     location /tutors/ { return 200 "a tutor\n"; }
     location /blog/ { return 200 "a blog post\n"; }
     location /ingest/ {
-      proxy_pass http://127.0.0.1:$EXPORTER_PORT;
+      proxy_pass http://127.0.0.1:$INGEST_PORT;
       proxy_set_header X-Forwarded-For \$remote_addr;
     }
     location / { return 404; }
@@ -265,6 +267,7 @@ make_backup() {  # make_backup UNIX_TIME: a pg_dumpall named after that time, wi
 
 stack_start() {
   EXPORTER_PORT=${APPHEALTH_PORT:-10045}
+  INGEST_PORT=${APPHEALTH_INGEST_PORT:-10046}
   PG_PORT=${APPHEALTH_PG_PORT:-15432}
   REDIS_PORT=${APPHEALTH_REDIS_PORT:-16379}
   WEB_PORT=${APPHEALTH_WEB_PORT:-18080}
@@ -300,7 +303,7 @@ stack_start() {
   trap 'trap - ERR; stack_log "start failed (line $LINENO)"; stack_tail_logs "$STATE"; stack_stop "$STATE"; exit 1' ERR
   set -E
   local port
-  for port in "$PG_PORT" "$REDIS_PORT" "$WEB_PORT" "$WEB_TLS_PORT" "$EXPORTER_PORT" "$PROM_PORT" "$AM_PORT"; do
+  for port in "$PG_PORT" "$REDIS_PORT" "$WEB_PORT" "$WEB_TLS_PORT" "$EXPORTER_PORT" "$INGEST_PORT" "$PROM_PORT" "$AM_PORT"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       stack_log "127.0.0.1:$port is already in use (set the APPHEALTH_*_PORT variables)"
       false
@@ -471,7 +474,7 @@ stack_run() {
   exporter      $EXPORTER_URL/          (metrics: $EXPORTER_URL/metrics)
   Prometheus    $PROMETHEUS_URL/       (alerts: $PROMETHEUS_URL/alerts)
   Alertmanager  $ALERTMANAGER_URL/
-  demo web app  $WEB_URL/          (nginx; its access log is tailed; /ingest/ -> exporter)
+  demo web app  $WEB_URL/          (nginx; its access log is tailed; /ingest/ -> exporter's beacon listener)
                 https://127.0.0.1:$WEB_TLS_PORT/  (self-signed, for the certificate probe)
   PostgreSQL    127.0.0.1:$PG_PORT     Redis 127.0.0.1:$REDIS_PORT
   state, configs and logs in $STACK_DIR

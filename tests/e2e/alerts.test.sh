@@ -96,16 +96,16 @@ wait_for 10 test -s "$WORK/receiver.port"
 RECEIVER=http://127.0.0.1:$(cat "$WORK/receiver.port")
 touch "$WORK/events.jsonl"
 
-read -r P1 P2 P3 P4 P5 P6 P7 < <(python3 -c '
+read -r P1 P2 P3 P4 P5 P6 P7 P8 < <(python3 -c '
 import socket
-ss = [socket.socket() for _ in range(7)]
+ss = [socket.socket() for _ in range(8)]
 for s in ss: s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in ss])
 for s in ss: s.close()')
 ROUTING_KEY="e2e$(od -An -N14 -tx1 /dev/urandom | tr -d ' \n')"
 export APPHEALTH_STACK_DIR="$WORK/stack" APPHEALTH_STACK_FAST=1 \
   APPHEALTH_PORT=$P1 APPHEALTH_PG_PORT=$P2 APPHEALTH_REDIS_PORT=$P3 APPHEALTH_WEB_PORT=$P4 \
-  APPHEALTH_PROMETHEUS_PORT=$P5 APPHEALTH_ALERTMANAGER_PORT=$P6 APPHEALTH_WEB_TLS_PORT=$P7 \
+  APPHEALTH_PROMETHEUS_PORT=$P5 APPHEALTH_ALERTMANAGER_PORT=$P6 APPHEALTH_WEB_TLS_PORT=$P7 APPHEALTH_INGEST_PORT=$P8 \
   APPHEALTH_PAGERDUTY_URL="$RECEIVER/pagerduty/v2/enqueue" APPHEALTH_SLACK_URL="$RECEIVER/slack" \
   APPHEALTH_PAGERDUTY_ROUTING_KEY="$ROUTING_KEY" \
   APPHEALTH_RULES_FOR=3s APPHEALTH_AM_GROUP_INTERVAL=5s APPHEALTH_BACKUP_MAX_AGE=10m \
