@@ -1,9 +1,7 @@
 // The exporter binary as users run it: flags, endpoints, reload, shutdown, and the live
 // exposition checked by promtool.
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <simdjson.h>
 #include <sys/socket.h>
@@ -137,12 +135,8 @@ TEST(ExporterHttp, GzipWhenAskedAndIdenticalContent) {
 TEST(ExporterHttp, KeepAliveServesSeveralRequestsOnOneConnection) {
   TempDir dir;
   ExporterProcess exporter(backupConfig(dir));
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(exporter.port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const int fd = connectLoopback(exporter.port());
+  ASSERT_GE(fd, 0);
   timeval tv{5, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   int answered = 0;

@@ -3,9 +3,6 @@
 
 #include <gtest/gtest.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -40,16 +37,13 @@ HttpResult post(const ExporterProcess& e, const std::string& path, const std::st
 // worker until the request timeout. Closed by the destructor.
 class StalledClient {
  public:
-  explicit StalledClient(int port) : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  explicit StalledClient(int port) : fd_(connectLoopback(port)) {
     const std::string partial = "POST /ingest/vitals HTTP/1.1\r\nHost: x\r\n";
-    ok_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-          write(fd_, partial.data(), partial.size()) == static_cast<ssize_t>(partial.size());
+    ok_ = fd_ >= 0 && write(fd_, partial.data(), partial.size()) == static_cast<ssize_t>(partial.size());
   }
-  ~StalledClient() { close(fd_); }
+  ~StalledClient() {
+    if (fd_ >= 0) close(fd_);
+  }
   StalledClient(const StalledClient&) = delete;
   StalledClient& operator=(const StalledClient&) = delete;
   bool ok() const { return ok_; }

@@ -115,6 +115,20 @@ int freePort() {
   return ntohs(addr.sin_port);
 }
 
+int connectLoopback(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 bool waitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -443,8 +457,6 @@ std::string ExporterProcess::log() const { return readFile(dir_.file("exporter.l
 
 // ---------------------------------------------------------------- nginx
 
-#include <sys/prctl.h>
-
 namespace apphealth::test {
 
 namespace {
@@ -527,10 +539,6 @@ void TempNginx::stop() {
 
 void TempNginx::reopenLogs() const {
   if (pid_ > 0) kill(pid_, SIGUSR1);
-}
-
-void TempNginx::reload() const {
-  if (pid_ > 0) kill(pid_, SIGHUP);
 }
 
 }  // namespace apphealth::test

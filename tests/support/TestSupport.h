@@ -32,6 +32,8 @@ class TempDir {
 };
 
 int freePort();
+// A TCP connection to 127.0.0.1:port: the socket, or -1 when connect() fails. The caller closes it.
+int connectLoopback(int port);
 // Starts `args` (argv[0] is the program's path) with stdout and stderr in `logPath`; the child
 // gets SIGTERM if the test process dies first.
 pid_t spawnWithLog(std::vector<std::string> args, const std::string& logPath);
@@ -154,7 +156,6 @@ class TempNginx {
   void start();
   void stop();
   void reopenLogs() const;  // SIGUSR1: reopen log files (after a rename rotation)
-  void reload() const;      // SIGHUP: re-read nginx.conf
   pid_t pid() const { return pid_; }
 
  private:

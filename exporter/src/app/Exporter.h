@@ -32,8 +32,6 @@ class Exporter {
   void stop();
 
   int port() const { return server_ ? server_->port() : 0; }
-  // The ingest endpoints' own listener, or 0 when they share port().
-  int ingestPort() const { return ingestServer_ ? ingestServer_->port() : 0; }
   std::string renderMetrics() const;
 
   // Extra metric sources (e.g. ingest) can be plugged in by later components.

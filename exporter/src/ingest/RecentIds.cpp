@@ -65,15 +65,17 @@ bool RecentIds::insert(std::string_view scope, std::string_view id) {
   const std::uint64_t fp = fingerprint(scope, id);
   Shard& shard = shards_[fp >> 60];
   std::lock_guard lock(shard.mutex);
-  if (shard.slots[findOrEmpty(shard, fp)] == fp) return false;
+  std::size_t slot = findOrEmpty(shard, fp);
+  if (shard.slots[slot] == fp) return false;
   if (shard.size == perShard_) {
     erase(shard, shard.order[shard.next]);  // the oldest
+    slot = findOrEmpty(shard, fp);          // the eviction may have moved entries
   } else {
     ++shard.size;
   }
   shard.order[shard.next] = fp;
   shard.next = (shard.next + 1) % perShard_;
-  shard.slots[findOrEmpty(shard, fp)] = fp;  // probed again: the eviction may have moved entries
+  shard.slots[slot] = fp;
   return true;
 }
 
