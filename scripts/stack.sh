@@ -168,12 +168,12 @@ postgres:
   - name: main
     dsn: "host=127.0.0.1 port=$PG_PORT dbname=postgres user=apphealth"
     password_file: $STATE/secrets/postgres_password
-    ${iv:+$iv}
+    $iv
     ${iv:+timeout: ${COLLECTOR_TIMEOUT}}
 ${pgextra}redis:
   - name: jobs
     address: 127.0.0.1:$REDIS_PORT
-    ${iv:+$iv}
+    $iv
     ${iv:+timeout: ${COLLECTOR_TIMEOUT}}
     queues:
       - {preset: celery, queues: [celery]}
@@ -185,7 +185,7 @@ backups:
     name_time_format: "full-backup-%Y%m%d-%H%M%S"
     verify_checksum: true
     ${APPHEALTH_BACKUP_MAX_AGE:+max_age: $APPHEALTH_BACKUP_MAX_AGE}
-    ${iv:+$iv}
+    $iv
 access_logs:
   - name: web
     path: $STATE/nginx/access.log
@@ -195,12 +195,12 @@ access_logs:
 http_probes:
   - name: web
     url: http://127.0.0.1:$WEB_PORT/
-    ${iv:+$iv}
+    $iv
     ${iv:+timeout: ${COLLECTOR_TIMEOUT}}
   - name: web-tls
     url: https://127.0.0.1:$WEB_TLS_PORT/
     ca_file: $STATE/nginx/tls.crt
-    ${iv:+$iv}
+    $iv
     ${iv:+timeout: ${COLLECTOR_TIMEOUT}}
 ingest:
   listen_address: "127.0.0.1:$INGEST_PORT"   # beacons only; nginx proxies /ingest/ here

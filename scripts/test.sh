@@ -37,10 +37,8 @@ run_ctest build/sanitize
 echo "== fuzzing the beacon parsers"
 bash scripts/fuzz.sh "${APPHEALTH_FUZZ_SECONDS:-60}"
 
-if [ -f tests/browser/run.sh ]; then
-  echo "== Web Vitals from headless Chromium"
-  APPHEALTH_EXPORTER="$PWD/build/release/exporter/apphealth_exporter" bash tests/browser/run.sh
-fi
+echo "== Web Vitals from headless Chromium"
+APPHEALTH_EXPORTER="$PWD/build/release/exporter/apphealth_exporter" bash tests/browser/run.sh
 
 echo "== Prometheus rules and Alertmanager routing"
 bash tests/rules/run.sh
