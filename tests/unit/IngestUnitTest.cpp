@@ -8,6 +8,7 @@
 
 #include "ingest/BeaconParser.h"
 #include "ingest/RecentIds.h"
+#include "util/JsonEscape.h"
 #include "ingest/ErrorReportLog.h"
 #include "ingest/IngestGuards.h"
 #include "ingest/IngestMetrics.h"
@@ -149,4 +150,10 @@ TEST(VitalBuckets, ContainOfficialThresholds) {
   EXPECT_TRUE(has(Vital::FCP, 1.8) && has(Vital::FCP, 3));
   EXPECT_TRUE(has(Vital::TTFB, 0.8) && has(Vital::TTFB, 1.8));
   EXPECT_TRUE(has(Vital::FID, 0.1) && has(Vital::FID, 0.3));
+}
+
+TEST(JsonEscape, QuotesBackslashesAndControlCharacters) {
+  std::string out;
+  apphealth::appendJsonEscaped(out, std::string_view("a\"b\\c\nd\re\tf\x01g\x1fh\x7f\xc3\xa9", 18));
+  EXPECT_EQ(out, "a\\\"b\\\\c\\nd\\re\\tf\\u0001g\\u001fh\x7f\xc3\xa9");
 }

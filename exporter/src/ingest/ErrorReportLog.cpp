@@ -6,6 +6,8 @@
 #include <chrono>
 #include <ctime>
 
+#include "util/JsonEscape.h"
+
 namespace apphealth::ingest {
 
 namespace {
@@ -16,23 +18,7 @@ bool isEmailChar(unsigned char c) { return std::isalnum(c) || c == '.' || c == '
 
 void appendJsonString(std::string& out, const std::string& value) {
   out += '"';
-  for (unsigned char c : value) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buffer[8];
-          std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
-          out += buffer;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
+  appendJsonEscaped(out, value);
   out += '"';
 }
 
