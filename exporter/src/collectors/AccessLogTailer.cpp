@@ -17,6 +17,12 @@ namespace {
 // poll.
 constexpr std::size_t kFingerprintBytes = 4096;
 constexpr std::size_t kMaxRetired = 8;  // a rotation storm must not pile up descriptors
+// One complete line to the handler, without a CRLF's CR; empty lines are skipped.
+void deliver(std::string_view line, const AccessLogTailer::LineHandler& onLine) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (!line.empty()) onLine(line);
+}
+
 }  // namespace
 
 struct AccessLogTailer::File {
@@ -104,12 +110,6 @@ bool AccessLogTailer::checkTruncated(File& file) {
   return true;
 }
 
-void AccessLogTailer::deliver(File& file, std::string_view line, const LineHandler& onLine) {
-  (void)file;
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (!line.empty()) onLine(line);
-}
-
 void AccessLogTailer::emit(File& file, const char* data, std::size_t size, const LineHandler& onLine) {
   const char* p = data;
   const char* end = data + size;
@@ -134,13 +134,13 @@ void AccessLogTailer::emit(File& file, const char* data, std::size_t size, const
       if (file.pending.size() > options_.max_line_bytes) {
         ++oversized_;
       } else {
-        deliver(file, file.pending, onLine);
+        deliver(file.pending, onLine);
       }
       file.pending.clear();
     } else if (static_cast<std::size_t>(nl - p) > options_.max_line_bytes) {
       ++oversized_;
     } else {
-      deliver(file, std::string_view(p, static_cast<std::size_t>(nl - p)), onLine);
+      deliver(std::string_view(p, static_cast<std::size_t>(nl - p)), onLine);
     }
     p = nl + 1;
   }
@@ -193,7 +193,7 @@ AccessLogTailer::Status AccessLogTailer::poll(std::size_t budget, const LineHand
     const bool quiet = now - file.lastGrowth >= options_.rotate_wait;
     if (result == Drain::Eof && (quiet || retired_.size() > kMaxRetired)) {
       // It will not grow again: a final line without a newline is a line after all.
-      if (!file.pending.empty() && !file.discarding) deliver(file, file.pending, onLine);
+      if (!file.pending.empty() && !file.discarding) deliver(file.pending, onLine);
       it = retired_.erase(it);
     } else {
       ++it;

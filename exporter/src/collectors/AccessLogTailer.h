@@ -68,7 +68,6 @@ class AccessLogTailer {
               const std::stop_token& stop);
   bool checkTruncated(File& file);
   void emit(File& file, const char* data, std::size_t size, const LineHandler& onLine);
-  void deliver(File& file, std::string_view line, const LineHandler& onLine);
   std::unique_ptr<File> open(bool atEnd, std::string& error, bool& missing);
 
   Options options_;

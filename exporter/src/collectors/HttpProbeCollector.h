@@ -50,7 +50,6 @@ class HttpProbeCollector : public Sampler {
   prometheus::Histogram duration_;
   std::string helpSuffix_;
   std::string lastFailureKind_;  // "" after a success: warn once per new failure cause
-  bool probedOnce_ = false;
 };
 
 }  // namespace apphealth

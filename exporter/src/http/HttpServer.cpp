@@ -124,7 +124,7 @@ HttpServer::HttpServer(const HttpServerOptions& options) {
       "access_control_allow_methods", "",
   };
   const auto host = options.listenAddress.substr(0, options.listenAddress.rfind(':'));
-  wakeAddress_ = host.empty() || host == "0.0.0.0" ? "127.0.0.1" : host == "localhost" ? "127.0.0.1" : host;
+  wakeAddress_ = host.empty() || host == "0.0.0.0" || host == "localhost" ? "127.0.0.1" : host;
   try {
     server_ = std::make_unique<CivetServer>(civetOptions);
     mg_set_auth_handler(context(), "**", authorizeEveryPath, nullptr);

@@ -13,22 +13,23 @@ std::string renderText(const Families& families) {
   return std::move(out).str();
 }
 
-RenderedFamilies renderFamilies(const Families& families) {
+RenderedFamilies renderFamilies(Families&& families) {
   RenderedFamilies rendered;
   rendered.reserve(families.size());
-  for (const auto& family : families) {
-    std::string text = renderText({family});
+  Families one(1);
+  for (auto& family : families) {
+    one.front() = std::move(family);
+    std::string text = renderText(one);
     // The serializer writes exactly two header lines (HELP escapes newlines in the text).
     const auto firstNewline = text.find('\n');
     const auto headerEnd = firstNewline == std::string::npos ? std::string::npos : text.find('\n', firstNewline + 1);
     RenderedFamily r;
-    r.name = family.name;
-    if (headerEnd == std::string::npos) {
-      r.samples = std::move(text);
-    } else {
+    r.name = std::move(one.front().name);
+    if (headerEnd != std::string::npos) {
       r.header = text.substr(0, headerEnd + 1);
-      r.samples = text.substr(headerEnd + 1);
+      text.erase(0, headerEnd + 1);
     }
+    r.samples = std::move(text);
     rendered.push_back(std::move(r));
   }
   return rendered;

@@ -23,7 +23,8 @@ struct RenderedFamily {
 };
 using RenderedFamilies = std::vector<RenderedFamily>;
 
-RenderedFamilies renderFamilies(const Families& families);
+// Consumes the families: each is moved into the serializer's input, not copied.
+RenderedFamilies renderFamilies(Families&& families);
 
 // Joins several rendered snapshots; families with the same name are merged under the header
 // of their first occurrence, in first-seen order.
