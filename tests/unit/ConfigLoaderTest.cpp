@@ -200,3 +200,13 @@ TEST(ConfigLoader, IngestListenerAndConnections) {
   ASSERT_EQ(tooMany.size(), 1u);
   EXPECT_EQ(tooMany[0].rfind("c.yml:2:20: ", 0), 0u) << tooMany[0];
 }
+
+TEST(ConfigLoader, TrustedProxiesAreWhatTheClientAddressCanMatch) {
+  const auto ok = loadConfigText("ingest:\n  trusted_proxies: [127.0.0.1, 10.0.0.0/8, \"::1\"]\n", "c.yml");
+  ASSERT_TRUE(ok.config) << (ok.errors.empty() ? "" : ok.errors[0].format());
+  // An IPv6 CIDR or an IPv4 prefix over 32 used to pass here and then never match a client.
+  EXPECT_EQ(errorsOf("ingest:\n  trusted_proxies: [\"fd00::/8\", 10.0.0.0/33, nonsense]\n"),
+            (std::vector<std::string>{"c.yml:2:21: 'fd00::/8' is not an IP address or an IPv4 CIDR",
+                                      "c.yml:2:33: '10.0.0.0/33' is not an IP address or an IPv4 CIDR",
+                                      "c.yml:2:46: 'nonsense' is not an IP address or an IPv4 CIDR"}));
+}

@@ -12,15 +12,17 @@ namespace apphealth {
 
 namespace {
 
+// What ClientAddress can match: IPv4 addresses and CIDRs, IPv6 addresses (compared as text).
 bool validProxy(const std::string& text) {
   const auto slash = text.find('/');
   const std::string ip = text.substr(0, slash);
   in_addr v4{};
   in6_addr v6{};
-  if (inet_pton(AF_INET, ip.c_str(), &v4) != 1 && inet_pton(AF_INET6, ip.c_str(), &v6) != 1) return false;
+  if (inet_pton(AF_INET, ip.c_str(), &v4) != 1) return slash == std::string::npos && inet_pton(AF_INET6, ip.c_str(), &v6) == 1;
   if (slash == std::string::npos) return true;
   const std::string bits = text.substr(slash + 1);
-  return !bits.empty() && bits.find_first_not_of("0123456789") == std::string::npos && std::stoi(bits) <= 128;
+  return !bits.empty() && bits.size() <= 2 && bits.find_first_not_of("0123456789") == std::string::npos &&
+         std::stoi(bits) <= 32;
 }
 
 }  // namespace
@@ -67,7 +69,7 @@ std::optional<IngestConfig> parseIngest(LoadContext& ctx, const YAML::Node& node
   map.getStringList("trusted_proxies", c.trusted_proxies);
   for (std::size_t i = 0; i < c.trusted_proxies.size(); ++i) {
     if (!validProxy(c.trusted_proxies[i])) {
-      ctx.reader().error(map.node("trusted_proxies")[i], "'" + c.trusted_proxies[i] + "' is not an IP address or CIDR");
+      ctx.reader().error(map.node("trusted_proxies")[i], "'" + c.trusted_proxies[i] + "' is not an IP address or an IPv4 CIDR");
     }
   }
   if (c.vitals_path == c.errors_path) ctx.reader().error(map.self(), "vitals_path and errors_path must differ");
