@@ -50,7 +50,7 @@ void IngestEndpoints::respond(mg_connection* conn, Endpoint endpoint, int status
   HttpResponse response;
   response.status = status;
   if (!reason.empty()) response.body = reason + "\n";
-  if (!origin.empty() && originAllowed(origin)) {
+  if (!origin.empty()) {  // only ever an origin admit() let through
     response.headers.emplace_back("Access-Control-Allow-Origin", origin);
     response.headers.emplace_back("Vary", "Origin");
   }

@@ -35,6 +35,7 @@ class IngestEndpoints {
   // per-entry rejections are counted and the caller goes on with the accepted entries.
   bool answerParseProblems(mg_connection* conn, Endpoint endpoint, const std::string& error,
                            const std::vector<RejectReason>& rejected, const std::string& origin);
+  // `origin`: the request's Origin once admit() allowed it (it is echoed for CORS), else "".
   void respond(mg_connection* conn, Endpoint endpoint, int status, const std::string& reason,
                const std::string& origin, bool closeConnection = false);
   bool originAllowed(const std::string& origin) const;
