@@ -163,11 +163,16 @@ sys.exit(0 if d["status"] == "success" and d["data"]["result"] not in ([], None)
 
 # ---- 0. the stack runs the repo's own files ------------------------------------------------
 step "0. configuration is the repo's"
-if diff <(grep -Ev '^ +for: ' rules/apphealth.rules.yml) <(grep -Ev '^ +for: ' "$STACK_DIR/rules/apphealth.rules.yml") >/dev/null \
-   && [ "$(grep -c '^ *for: 3s$' "$STACK_DIR/rules/apphealth.rules.yml")" = "$(grep -c '^ *for: ' rules/apphealth.rules.yml)" ]; then
-  pass "test rules differ from rules/apphealth.rules.yml only in for: (all 3s)"
+rules_same=1
+for f in rules/*.yml; do
+  copy="$STACK_DIR/rules/$(basename "$f")"
+  diff <(grep -Ev '^ +for: ' "$f") <(grep -Ev '^ +for: ' "$copy") >/dev/null \
+    && [ "$(grep -c '^ *for: 3s$' "$copy")" = "$(grep -c '^ *for: ' "$f")" ] || rules_same=0
+done
+if [ "$rules_same" = 1 ]; then
+  pass "test rules differ from rules/*.yml only in for: (all 3s)"
 else
-  fail "test rules differ from rules/apphealth.rules.yml in more than for:"
+  fail "test rules differ from rules/*.yml in more than for:"
 fi
 changed=$(diff alertmanager/alertmanager.yml "$STACK_DIR/alertmanager/alertmanager.yml" | grep '^>' \
   | grep -Ev "^> +(#.*|pagerduty_url: $RECEIVER/pagerduty/v2/enqueue|smtp_smarthost: 127\.0\.0\.1:9|group_interval: 5s|- $ROOT/alertmanager/templates/\*\.tmpl|(- )?[a-z_]+_file: $STACK_DIR/secrets/[a-z_]+)\$" || true)
