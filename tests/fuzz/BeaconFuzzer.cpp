@@ -9,7 +9,7 @@
 
 #include "ingest/BeaconParser.h"
 #include "ingest/ErrorReportLog.h"
-#include "ingest/RoutePatterns.h"
+#include "routes/RoutePatterns.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view body(reinterpret_cast<const char*>(data), size);

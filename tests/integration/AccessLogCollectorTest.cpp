@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "TestSupport.h"
-#include "collectors/AccessLogCollector.h"
+#include "collectors/access_log/AccessLogCollector.h"
 #include "metrics/Exposition.h"
 
 using namespace apphealth;

@@ -9,7 +9,7 @@
 #include <filesystem>
 
 #include "TestSupport.h"
-#include "collectors/BackupCollector.h"
+#include "collectors/backup/BackupCollector.h"
 #include "metrics/Exposition.h"
 
 using namespace apphealth;

@@ -14,7 +14,7 @@
 
 #include "TestSupport.h"
 #include "clients/CurlEasy.h"
-#include "collectors/HttpProbeCollector.h"
+#include "collectors/http_probe/HttpProbeCollector.h"
 
 using namespace apphealth::test;
 using namespace std::chrono_literals;

@@ -11,10 +11,10 @@
 #include <stdexcept>
 
 #include "ConfigErrors.h"
-#include "collectors/AccessLogTailer.h"
+#include "collectors/access_log/AccessLogTailer.h"
 #include "config/ConfigLoader.h"
-#include "ingest/AccessLogParser.h"
-#include "ingest/RoutePatterns.h"
+#include "collectors/access_log/AccessLogParser.h"
+#include "routes/RoutePatterns.h"
 
 using namespace apphealth;
 using namespace std::chrono_literals;

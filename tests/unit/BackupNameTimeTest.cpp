@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "collectors/BackupCollector.h"
+#include "collectors/backup/BackupCollector.h"
 
 using namespace apphealth;
 

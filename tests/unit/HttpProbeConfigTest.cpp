@@ -8,7 +8,7 @@
 #include <ctime>
 
 #include "ConfigErrors.h"
-#include "collectors/HttpProbeCollector.h"
+#include "collectors/http_probe/HttpProbeCollector.h"
 #include "config/ConfigLoader.h"
 
 using namespace apphealth;

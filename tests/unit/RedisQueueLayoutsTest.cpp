@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-#include "collectors/RedisQueueLayouts.h"
+#include "collectors/redis/RedisQueueLayouts.h"
 
 using namespace apphealth;
 

@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "collectors/SqlMetricsCollector.h"
+#include "collectors/postgres/SqlMetricsCollector.h"
 #include "config/ConfigLoader.h"
 #include "config/SqlMetricsSection.h"
 #include "metrics/Exposition.h"

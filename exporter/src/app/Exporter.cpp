@@ -6,12 +6,12 @@
 #include <cstring>
 #include <sstream>
 
-#include "collectors/AccessLogCollector.h"
-#include "collectors/BackupCollector.h"
-#include "collectors/HttpProbeCollector.h"
-#include "collectors/PostgresCollector.h"
-#include "collectors/RedisQueueCollector.h"
-#include "collectors/SqlMetricsCollector.h"
+#include "collectors/access_log/AccessLogCollector.h"
+#include "collectors/backup/BackupCollector.h"
+#include "collectors/http_probe/HttpProbeCollector.h"
+#include "collectors/postgres/PostgresCollector.h"
+#include "collectors/redis/RedisQueueCollector.h"
+#include "collectors/postgres/SqlMetricsCollector.h"
 #include "metrics/Exposition.h"
 #include "util/Gzip.h"
 

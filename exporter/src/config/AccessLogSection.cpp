@@ -3,7 +3,7 @@
 #include <map>
 
 #include "config/LoadContext.h"
-#include "ingest/RoutePatterns.h"
+#include "routes/RoutePatterns.h"
 
 namespace apphealth {
 

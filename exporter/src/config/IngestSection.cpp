@@ -6,7 +6,7 @@
 
 #include "config/LoadContext.h"
 #include "http/ListenAddress.h"
-#include "ingest/RoutePatterns.h"
+#include "routes/RoutePatterns.h"
 
 namespace apphealth {
 

@@ -13,7 +13,7 @@
 #include "ingest/IngestGuards.h"
 #include "ingest/IngestMetrics.h"
 #include "ingest/RecentIds.h"
-#include "ingest/RoutePatterns.h"
+#include "routes/RoutePatterns.h"
 
 namespace apphealth::ingest {
 

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "ingest/BeaconParser.h"
-#include "ingest/RoutePatterns.h"
+#include "routes/RoutePatterns.h"
 #include "metrics/SnapshotBuilder.h"
 
 namespace apphealth::ingest {

@@ -1,4 +1,4 @@
-#include "collectors/RedisQueueLayouts.h"
+#include "collectors/redis/RedisQueueLayouts.h"
 
 #include <simdjson.h>
 

@@ -1,4 +1,4 @@
-#include "collectors/PostgresCollector.h"
+#include "collectors/postgres/PostgresCollector.h"
 
 #include <spdlog/spdlog.h>
 

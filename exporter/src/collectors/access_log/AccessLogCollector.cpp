@@ -1,4 +1,4 @@
-#include "collectors/AccessLogCollector.h"
+#include "collectors/access_log/AccessLogCollector.h"
 
 #include <prometheus/histogram.h>
 #include <spdlog/spdlog.h>
@@ -8,9 +8,9 @@
 #include <mutex>
 #include <vector>
 
-#include "collectors/AccessLogTailer.h"
-#include "ingest/AccessLogParser.h"
-#include "ingest/RoutePatterns.h"
+#include "collectors/access_log/AccessLogTailer.h"
+#include "collectors/access_log/AccessLogParser.h"
+#include "routes/RoutePatterns.h"
 
 namespace apphealth {
 

@@ -1,4 +1,4 @@
-#include "collectors/BackupCollector.h"
+#include "collectors/backup/BackupCollector.h"
 
 #include <fnmatch.h>
 #include <spdlog/spdlog.h>

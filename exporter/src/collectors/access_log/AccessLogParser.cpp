@@ -1,4 +1,4 @@
-#include "ingest/AccessLogParser.h"
+#include "collectors/access_log/AccessLogParser.h"
 
 #include <charconv>
 #include <cmath>

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "clients/RedisConnection.h"
-#include "collectors/RedisQueueLayouts.h"
+#include "collectors/redis/RedisQueueLayouts.h"
 #include "collectors/Sampler.h"
 #include "config/Config.h"
 

@@ -1,4 +1,4 @@
-#include "ingest/RoutePatterns.h"
+#include "routes/RoutePatterns.h"
 
 #include <algorithm>
 #include <stdexcept>

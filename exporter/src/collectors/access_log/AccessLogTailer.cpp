@@ -1,4 +1,4 @@
-#include "collectors/AccessLogTailer.h"
+#include "collectors/access_log/AccessLogTailer.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

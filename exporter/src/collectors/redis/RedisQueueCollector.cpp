@@ -1,4 +1,4 @@
-#include "collectors/RedisQueueCollector.h"
+#include "collectors/redis/RedisQueueCollector.h"
 
 #include <spdlog/spdlog.h>
 

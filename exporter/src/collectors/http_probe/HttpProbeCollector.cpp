@@ -1,4 +1,4 @@
-#include "collectors/HttpProbeCollector.h"
+#include "collectors/http_probe/HttpProbeCollector.h"
 
 #include <spdlog/spdlog.h>
 

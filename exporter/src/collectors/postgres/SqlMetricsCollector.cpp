@@ -1,4 +1,4 @@
-#include "collectors/SqlMetricsCollector.h"
+#include "collectors/postgres/SqlMetricsCollector.h"
 
 #include <spdlog/spdlog.h>
 
