@@ -339,7 +339,7 @@ namespace {
 
 std::map<std::string, double> sampleOnce(AccessLogCollector& collector, bool* ok = nullptr) {
   SnapshotBuilder builder;
-  const bool result = collector.sample(builder, std::stop_token());
+  const bool result = collector.sample(builder, std::stop_token()).ok;
   if (ok) *ok = result;
   return parseMetrics(renderText(builder.take()));
 }

@@ -30,7 +30,7 @@ std::string sha256sumLine(const TempDir& dir, const std::string& name) {
 
 std::map<std::string, double> sampleOnce(BackupCollector& collector, bool* ok = nullptr) {
   SnapshotBuilder builder;
-  const bool result = collector.sample(builder, std::stop_token());
+  const bool result = collector.sample(builder, std::stop_token()).ok;
   if (ok) *ok = result;
   return parseMetrics(renderText(builder.take()));
 }

@@ -328,7 +328,7 @@ TEST(PostgresCollector, WrongPasswordIsLoggedWithoutTheSecretAndTheRightOneConne
     const auto at = log.find("password authentication failed for user \"app\"");
     ASSERT_NE(at, std::string::npos) << log;
     const auto lineStart = log.rfind('\n', at) + 1;  // npos + 1 == 0 on the first line
-    EXPECT_NE(log.substr(lineStart, at - lineStart).find("postgres target main: "), std::string::npos) << log;
+    EXPECT_NE(log.substr(lineStart, at - lineStart).find("postgres collector for main: "), std::string::npos) << log;
     EXPECT_EQ(log.find("wrong-staple-donkey"), std::string::npos) << log;
 
     secrets.write("pg-password", "right-horse-battery\n");

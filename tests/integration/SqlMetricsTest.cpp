@@ -32,12 +32,6 @@ std::string age(const std::string& queue) {
   return "apphealth_queue_oldest_job_age_seconds{target=\"main\",queue=\"" + queue + "\"}";
 }
 
-int occurrences(const std::string& text, const std::string& needle) {
-  int n = 0;
-  for (auto at = text.find(needle); at != std::string::npos; at = text.find(needle, at + needle.size())) ++n;
-  return n;
-}
-
 void promtoolAccepts(const ExporterProcess& exporter) {
   TempDir dir("apphealth-promtool");
   dir.write("m.txt", exporter.get("/metrics").body);
@@ -286,21 +280,21 @@ TEST(SqlMetrics, EachBrokenQueryFailsAloneWithAClearLogLine) {
   // The server cancels the slow query (statement_timeout, 4/5 of the timeout) on a connection
   // the collector keeps.
   ASSERT_TRUE(waitFor([&] {
-    return exporter.log().find("sql metric main/apphealth_slow: query failed: ERROR:  canceling statement due to "
+    return exporter.log().find("sql collector for main/apphealth_slow: query failed: ERROR:  canceling statement due to "
                                "statement timeout") != std::string::npos;
   }, 8s)) << exporter.log();
   const auto log = exporter.log();
-  EXPECT_NE(log.find("sql metric main/apphealth_bad_sql: query failed: ERROR:  syntax error at or near \"1\""),
+  EXPECT_NE(log.find("sql collector for main/apphealth_bad_sql: query failed: ERROR:  syntax error at or near \"1\""),
             std::string::npos) << log;
-  EXPECT_NE(log.find("sql metric main/apphealth_slow: query failed: ERROR:  canceling statement due to statement timeout"),
+  EXPECT_NE(log.find("sql collector for main/apphealth_slow: query failed: ERROR:  canceling statement due to statement timeout"),
             std::string::npos) << log;
-  EXPECT_NE(log.find("sql metric main/apphealth_null: value column 'v' is NULL in row 1 {target=\"main\"}"),
+  EXPECT_NE(log.find("sql collector for main/apphealth_null: value column 'v' is NULL in row 1 {target=\"main\"}"),
             std::string::npos) << log;
-  EXPECT_NE(log.find("sql metric main/apphealth_text: value column 'v' is not numeric in row 1 {target=\"main\"}: 'many'"),
+  EXPECT_NE(log.find("sql collector for main/apphealth_text: value column 'v' is not numeric in row 1 {target=\"main\"}: 'many'"),
             std::string::npos) << log;
-  EXPECT_NE(log.find("sql metric main/apphealth_dup: duplicate label set {target=\"main\",k=\"a\"} in row 2"),
+  EXPECT_NE(log.find("sql collector for main/apphealth_dup: duplicate label set {target=\"main\",k=\"a\"} in row 2"),
             std::string::npos) << log;
-  EXPECT_NE(log.find("sql metric main/apphealth_writes: query failed: ERROR:  cannot execute nextval() in a read-only "
+  EXPECT_NE(log.find("sql collector for main/apphealth_writes: query failed: ERROR:  cannot execute nextval() in a read-only "
                      "transaction"), std::string::npos) << log;
   EXPECT_NE(log.find("sql metric main/apphealth_many: the query returned 12 rows, more than max_rows (5): 7 rows dropped"),
             std::string::npos) << log;
@@ -324,5 +318,6 @@ TEST(SqlMetrics, TimeoutsNeverLeakConnections) {
   EXPECT_LE(most, 2);  // one kept connection per entry, however many timeouts
   EXPECT_EQ(exporter.metric(up("apphealth_slow")), 0);
   EXPECT_EQ(exporter.metric(up("apphealth_ok")), 1);
-  EXPECT_GE(occurrences(exporter.log(), "sql metric main/apphealth_slow: query failed"), 2) << exporter.log();
+  EXPECT_GE(exporter.metric("apphealth_collector_failures_total{collector=\"sql\",target=\"main/apphealth_slow\"}"), 2)
+      << exporter.log();
 }

@@ -1,6 +1,5 @@
 #include <gtest/gtest.h>
 
-#include "collectors/CollectorRunner.h"
 #include "metrics/Exposition.h"
 #include "metrics/SnapshotBuilder.h"
 
@@ -31,15 +30,6 @@ TEST(SnapshotBuilder, HistogramIsCopiedWithBuckets) {
   EXPECT_NE(text.find("apphealth_db_probe_duration_seconds_bucket{target=\"main\",le=\"0.1\"} 1"), std::string::npos);
   EXPECT_NE(text.find("apphealth_db_probe_duration_seconds_bucket{target=\"main\",le=\"1\"} 2"), std::string::npos);
   EXPECT_NE(text.find("apphealth_db_probe_duration_seconds_count{target=\"main\"} 2"), std::string::npos);
-}
-
-TEST(CollectorRunner, BackoffDoublesUpToItsCap) {
-  EXPECT_EQ(CollectorRunner::backoff(1s, 1), 1s);
-  EXPECT_EQ(CollectorRunner::backoff(1s, 2), 2s);
-  EXPECT_EQ(CollectorRunner::backoff(1s, 3), 4s);
-  EXPECT_EQ(CollectorRunner::backoff(1s, 10), 8s);     // 8 intervals
-  EXPECT_EQ(CollectorRunner::backoff(15s, 10), 30s);   // 30 s cap
-  EXPECT_EQ(CollectorRunner::backoff(60s, 5), 60s);    // never below one interval
 }
 
 TEST(Exposition, JoinedRenderingEqualsMergedSerialization) {

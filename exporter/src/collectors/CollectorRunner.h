@@ -16,6 +16,21 @@
 
 namespace apphealth {
 
+// A collector's own view of its health, for the status page and /api/v1/status.
+struct CollectorHealth {
+  std::string collector;
+  std::string target;
+  Duration interval{};
+  bool sampled = false;              // a sample has been published since start or reload
+  bool up = false;                   // the last published sample succeeded
+  double lastSampleTime = 0;         // Unix seconds of the last published sample (0: none yet)
+  double lastSuccessTime = 0;        // Unix seconds of the last successful sample (0: none yet)
+  double lastDurationSeconds = 0;
+  double failuresTotal = 0;
+  int consecutiveFailures = 0;
+  std::string problem;  // the last sample's failure reason or partial problem; empty when none
+};
+
 class CollectorRunner {
  public:
   CollectorRunner(std::string collector, std::string target, Duration interval,
@@ -29,6 +44,7 @@ class CollectorRunner {
 
   // The latest snapshot, already in text form.
   std::shared_ptr<const RenderedFamilies> snapshot() const;
+  CollectorHealth health() const;
   const std::string& collector() const { return collector_; }
   const std::string& target() const { return target_; }
 
@@ -37,7 +53,8 @@ class CollectorRunner {
 
  private:
   void run(std::stop_token stop);
-  void publish(SnapshotBuilder& builder, bool ok, double durationSeconds);
+  void publish(SnapshotBuilder& builder, const SampleResult& result, double durationSeconds);
+  void logChange(const SampleResult& result);
 
   const std::string collector_;
   const std::string target_;
@@ -47,8 +64,8 @@ class CollectorRunner {
   mutable std::mutex mutex_;
   std::condition_variable_any wake_;
   std::shared_ptr<const RenderedFamilies> snapshot_;
-  double lastSuccess_ = 0;
-  double failures_total_ = 0;
+  CollectorHealth health_;
+  std::string loggedFailure_;  // the failure last logged; empty while the target is fine
   std::jthread thread_;
 };
 

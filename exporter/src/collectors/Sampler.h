@@ -9,15 +9,29 @@
 
 namespace apphealth {
 
+// What one sample says about its target besides the metrics it wrote.
+struct SampleResult {
+  bool ok = true;
+  // Why the sample failed or, with `ok`, which part of it did not work ("statistics query
+  // failed: ..."), in words for the log and the status page; empty when all went well. Never
+  // a secret: no password, no DSN or URL with credentials.
+  std::string problem;
+
+  static SampleResult success(std::string note = {}) { return {true, std::move(note)}; }
+  static SampleResult failure(std::string reason) { return {false, std::move(reason)}; }
+};
+
 class Sampler {
  public:
   virtual ~Sampler() = default;
 
   // Takes one sample and writes its metrics into `out`, including those that stay meaningful
-  // when the target is down (up=0, thresholds, histograms). Returns false when the target
-  // could not be sampled; the reason goes to the log. Must give up on its own timeout and
-  // return soon after `stop` is requested.
-  virtual bool sample(SnapshotBuilder& out, std::stop_token stop) = 0;
+  // when the target is down (up=0, thresholds, histograms). A failure is returned, not
+  // logged: the CollectorRunner logs it when it starts or changes, and when the target
+  // recovers. A partial problem of a successful sample is the sampler's to log (it knows how
+  // often that is worth saying). Must give up on its own timeout and return soon after `stop`
+  // is requested (what it returns then is never published).
+  virtual SampleResult sample(SnapshotBuilder& out, std::stop_token stop) = 0;
 };
 
 }  // namespace apphealth

@@ -73,7 +73,6 @@ struct AccessLogState {
   std::uint64_t oversizedCounted = 0;
   bool missingLogged = false;
   bool wasFollowing = false;
-  std::string lastError;
   std::uint64_t rotationsLogged = 0, truncationsLogged = 0;
 
   void count(std::string_view line) {
@@ -120,7 +119,7 @@ AccessLogCollector::AccessLogCollector(AccessLogTarget target)
 
 AccessLogCollector::~AccessLogCollector() = default;
 
-bool AccessLogCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
+SampleResult AccessLogCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
   auto& s = *state_;
   std::lock_guard lock(s.mutex);
   std::string error;
@@ -136,12 +135,6 @@ bool AccessLogCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
     spdlog::info("access log {}: following {}", name, target_.path);
   }
   s.wasFollowing = s.tailer.following();
-  if (status == AccessLogTailer::Status::Error) {
-    if (error != s.lastError) spdlog::error("access log {}: {}", name, error);
-  } else if (!s.lastError.empty()) {
-    spdlog::info("access log {}: readable again", name);
-  }
-  s.lastError = status == AccessLogTailer::Status::Error ? error : std::string();
   if (s.tailer.rotations() != s.rotationsLogged) {
     spdlog::info("access log {}: {} was rotated, now following the new file", name, target_.path);
     s.rotationsLogged = s.tailer.rotations();
@@ -192,7 +185,11 @@ bool AccessLogCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
                   "Request duration from the access log (the server's request time)." + helpSuffix_, log,
                   s.duration);
   }
-  return status != AccessLogTailer::Status::Error;
+  if (status == AccessLogTailer::Status::Error) return SampleResult::failure(error);
+  if (status == AccessLogTailer::Status::Missing) {
+    return SampleResult::success(target_.path + " does not exist (yet); counting starts when it appears");
+  }
+  return SampleResult::success();
 }
 
 }  // namespace apphealth

@@ -23,7 +23,7 @@ class AccessLogCollector : public Sampler {
 
   explicit AccessLogCollector(AccessLogTarget target);
   ~AccessLogCollector() override;
-  bool sample(SnapshotBuilder& out, std::stop_token stop) override;
+  SampleResult sample(SnapshotBuilder& out, std::stop_token stop) override;
 
  private:
   AccessLogTarget target_;

@@ -78,7 +78,7 @@ std::optional<bool> BackupCollector::verify(const BackupFile& file, const std::s
   return ok;
 }
 
-bool BackupCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
+SampleResult BackupCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
   const Labels labels = {{"backup", target_.name}};
   out.gauge("apphealth_threshold_backup_max_age_seconds", "Configured age above which the newest backup is too old.",
             labels, toSeconds(target_.max_age));
@@ -87,10 +87,9 @@ bool BackupCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
   std::error_code ec;
   fs::directory_iterator it(target_.directory, ec);
   if (ec) {
-    spdlog::error("backup {}: cannot read directory {}: {}", target_.name, target_.directory, ec.message());
     // No directory means no backup: say so, so the "no backup" alert fires as well.
     out.gauge("apphealth_backup_files", "Backup files matching the glob." + helpSuffix_, labels, 0);
-    return false;
+    return SampleResult::failure("cannot read directory " + target_.directory + ": " + ec.message());
   }
   for (; it != fs::directory_iterator(); it.increment(ec)) {
     if (ec) break;
@@ -115,14 +114,11 @@ bool BackupCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
     }
     files.push_back(std::move(file));
   }
-  if (ec) {
-    spdlog::error("backup {}: error listing {}: {}", target_.name, target_.directory, ec.message());
-    return false;
-  }
+  if (ec) return SampleResult::failure("error listing " + target_.directory + ": " + ec.message());
 
   out.gauge("apphealth_backup_files", "Backup files matching the glob." + helpSuffix_, labels,
             static_cast<double>(files.size()));
-  if (files.empty()) return true;  // the directory is readable; "no backup" is for the alert to say
+  if (files.empty()) return SampleResult::success();  // the directory is readable; "no backup" is for the alert to say
 
   std::sort(files.begin(), files.end(), [](const BackupFile& a, const BackupFile& b) {
     return a.time != b.time ? a.time > b.time : a.name > b.name;
@@ -138,12 +134,12 @@ bool BackupCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
   }
   if (target_.verify_checksum) {
     const auto verified = verify(newest, stop);
-    if (!verified) return false;  // stopping: this snapshot is never published
+    if (!verified) return SampleResult::failure("stopped");  // this snapshot is never published
     out.gauge("apphealth_backup_verified",
               "Whether the newest backup matches its .sha256 file (1) or not, or has none (0)." + helpSuffix_, labels,
               *verified ? 1 : 0);
   }
-  return true;
+  return SampleResult::success();
 }
 
 }  // namespace apphealth

@@ -24,7 +24,7 @@ struct BackupFile {
 class BackupCollector : public Sampler {
  public:
   explicit BackupCollector(BackupTarget target);
-  bool sample(SnapshotBuilder& out, std::stop_token stop) override;
+  SampleResult sample(SnapshotBuilder& out, std::stop_token stop) override;
 
   // Parses the backup time from a file name with a strptime format (UTC); nullopt if the
   // name does not match. Public for the unit tests.

@@ -245,16 +245,17 @@ void HttpProbeCollector::log(const HttpProbeResult& r) {
   lastFailureKind_ = r.failureKind;
 }
 
-bool HttpProbeCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
+SampleResult HttpProbeCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
   HttpProbeResult result;
   bool ran = false;
+  std::string cannotRun;
   try {
     result = probe(stop);
     ran = true;
   } catch (const std::runtime_error& e) {  // CurlError, an unreadable password file
-    spdlog::error("http probe {}: cannot run the probe: {}", target_.name, e.what());
+    cannotRun = std::string("cannot run the probe: ") + e.what();
   }
-  if (stop.stop_requested()) return false;  // the runner publishes nothing after a stop
+  if (stop.stop_requested()) return SampleResult::failure("stopped");  // never published
 
   const Labels labels = {{"probe", target_.name}};
   if (ran) {
@@ -275,7 +276,9 @@ bool HttpProbeCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
                   helpSuffix_,
               labels, *result.earliestCertExpiry);
   }
-  return ran;
+  if (!ran) return SampleResult::failure(cannotRun);
+  // The collector works; the site's failure is the probe's verdict, shown on the status page.
+  return SampleResult::success(result.success ? std::string() : "probe failed: " + result.failure);
 }
 
 }  // namespace apphealth

@@ -37,7 +37,7 @@ struct HttpProbeResult {
 class HttpProbeCollector : public Sampler {
  public:
   explicit HttpProbeCollector(HttpProbeTarget target);
-  bool sample(SnapshotBuilder& out, std::stop_token stop) override;
+  SampleResult sample(SnapshotBuilder& out, std::stop_token stop) override;
 
   // One probe, without metrics or logging. Throws CurlError when libcurl cannot be set up.
   HttpProbeResult probe(const std::stop_token& stop);

@@ -62,17 +62,15 @@ void PostgresCollector::writeStatic(SnapshotBuilder& out, bool up) {
   }
 }
 
-bool PostgresCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
-  bool up = false;
+SampleResult PostgresCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
+  SampleResult result;
   try {
-    up = measure(out, stop);
-  } catch (const PgError& e) {
-    spdlog::warn("postgres target {}: {}", target_.name, e.what());
-  } catch (const std::runtime_error& e) {  // unreadable password file and the like
-    spdlog::error("postgres target {}: {}", target_.name, e.what());
+    result = measure(out, stop);
+  } catch (const std::runtime_error& e) {  // PgError, an unreadable password file and the like
+    result = SampleResult::failure(e.what());
   }
-  writeStatic(out, up);
-  return up;
+  writeStatic(out, result.ok);
+  return result;
 }
 
 void PostgresCollector::connect(Deadline deadline, const std::stop_token& stop) {
@@ -89,7 +87,7 @@ void PostgresCollector::connect(Deadline deadline, const std::stop_token& stop) 
   spdlog::info("postgres target {}: connected in {:.3f}s", target_.name, lastConnectSeconds_);
 }
 
-bool PostgresCollector::measure(SnapshotBuilder& out, const std::stop_token& stop) {
+SampleResult PostgresCollector::measure(SnapshotBuilder& out, const std::stop_token& stop) {
   const auto deadline = std::chrono::steady_clock::now() + target_.timeout;
   const bool reused = connection_.connected();
   if (!reused) connect(deadline, stop);
@@ -133,8 +131,9 @@ bool PostgresCollector::measure(SnapshotBuilder& out, const std::stop_token& sto
     }
   } catch (const PgError& e) {
     spdlog::warn("postgres target {}: statistics query failed: {}", target_.name, e.what());
+    return SampleResult::success(std::string("statistics query failed: ") + e.what());
   }
-  return true;
+  return SampleResult::success();
 }
 
 }  // namespace apphealth

@@ -13,10 +13,10 @@ namespace apphealth {
 class PostgresCollector : public Sampler {
  public:
   explicit PostgresCollector(PostgresTarget target);
-  bool sample(SnapshotBuilder& out, std::stop_token stop) override;
+  SampleResult sample(SnapshotBuilder& out, std::stop_token stop) override;
 
  private:
-  bool measure(SnapshotBuilder& out, const std::stop_token& stop);
+  SampleResult measure(SnapshotBuilder& out, const std::stop_token& stop);
   void connect(Deadline deadline, const std::stop_token& stop);
   void writeStatic(SnapshotBuilder& out, bool up);
 

@@ -280,7 +280,7 @@ void SqlMetricsCollector::exportQueues(const SqlRows& rows, SnapshotBuilder& out
   }
 }
 
-bool SqlMetricsCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
+SampleResult SqlMetricsCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
   try {
     const SqlRows rows = run(stop);
     // exportCustomRows checks every row before it writes any: a failed query publishes nothing.
@@ -290,22 +290,23 @@ bool SqlMetricsCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
       exportQueues(rows, out);
     }
     const long long dropped = std::max<long long>(0, rows.total - static_cast<long long>(rows.rows.size()));
-    if (dropped > 0) {
-      spdlog::warn("sql metric {}: the query returned {} rows, more than max_rows ({}): {} rows dropped", logName_,
-                   rows.total, spec_.max_rows, dropped);
-    }
     out.gauge("apphealth_sql_rows_dropped",
               "Rows (or queue groups, for presets) beyond max_rows that the last sample dropped.",
               {{"target", logName_}}, static_cast<double>(dropped));
-    return true;
+    if (dropped > 0) {
+      auto note = fmt::format("the query returned {} rows, more than max_rows ({}): {} rows dropped", rows.total,
+                              spec_.max_rows, dropped);
+      spdlog::warn("sql metric {}: {}", logName_, note);
+      return SampleResult::success(std::move(note));
+    }
+    return SampleResult::success();
   } catch (const SqlMetricError& e) {
-    spdlog::error("sql metric {}: {}; nothing exported for this query", logName_, e.what());
+    return SampleResult::failure(std::string(e.what()) + "; nothing exported for this query");
   } catch (const PgError& e) {
-    spdlog::error("sql metric {}: query failed: {}", logName_, e.what());
+    return SampleResult::failure(std::string("query failed: ") + e.what());
   } catch (const std::runtime_error& e) {  // unreadable password file and the like
-    spdlog::error("sql metric {}: {}", logName_, e.what());
+    return SampleResult::failure(e.what());
   }
-  return false;
 }
 
 }  // namespace apphealth

@@ -43,7 +43,7 @@ std::string buildSqlMetricQuery(const SqlMetricSpec& spec);
 class SqlMetricsCollector : public Sampler {
  public:
   SqlMetricsCollector(PostgresTarget target, SqlMetricSpec spec);
-  bool sample(SnapshotBuilder& out, std::stop_token stop) override;
+  SampleResult sample(SnapshotBuilder& out, std::stop_token stop) override;
 
   static std::string runnerTarget(const PostgresTarget& target, const SqlMetricSpec& spec) {
     return target.name + "/" + spec.name;

@@ -84,25 +84,25 @@ void RedisQueueCollector::writeStatic(SnapshotBuilder& out, bool up) {
   }
 }
 
-bool RedisQueueCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
+SampleResult RedisQueueCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
   // A read blocked on a hung server returns at once when the exporter stops.
   std::stop_callback onStop(stop, [this] { connection_.interrupt(); });
-  bool up = false;
+  SampleResult result;
   patternKeys_.clear();
   try {
-    up = measure(out);
+    measure(out);
   } catch (const RedisError& e) {
-    if (!stop.stop_requested()) spdlog::warn("redis target {} ({}): {}", target_.name, endpoint_.describe(), e.what());
+    result = SampleResult::failure(endpoint_.describe() + ": " + e.what());
     connection_.close();
-  } catch (const std::runtime_error& e) {
-    spdlog::error("redis target {}: {}", target_.name, e.what());
+  } catch (const std::runtime_error& e) {  // an unreadable password file and the like
+    result = SampleResult::failure(e.what());
     connection_.close();
   }
-  writeStatic(out, up);
-  return up;
+  writeStatic(out, result.ok);
+  return result;
 }
 
-bool RedisQueueCollector::measure(SnapshotBuilder& out) {
+void RedisQueueCollector::measure(SnapshotBuilder& out) {
   if (!connection_.connected()) {
     connection_.connect(endpoint_, target_.timeout, readSecret(target_.password), target_.db);
     spdlog::info("redis target {}: connected to {}", target_.name, endpoint_.describe());
@@ -119,7 +119,6 @@ bool RedisQueueCollector::measure(SnapshotBuilder& out) {
   keys.insert(keys.end(), found.begin(), found.end());
   readLengths(keys, out);
   readAges(out);
-  return true;
 }
 
 std::vector<KeyRead> RedisQueueCollector::expandPatterns(SnapshotBuilder& out) {

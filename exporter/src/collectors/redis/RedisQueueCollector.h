@@ -18,13 +18,13 @@ namespace apphealth {
 class RedisQueueCollector : public Sampler {
  public:
   explicit RedisQueueCollector(RedisTarget target);
-  bool sample(SnapshotBuilder& out, std::stop_token stop) override;
+  SampleResult sample(SnapshotBuilder& out, std::stop_token stop) override;
 
   // Caps on what outside data can add to the label set.
   static constexpr std::size_t kMaxStreamGroups = 20;
 
  private:
-  bool measure(SnapshotBuilder& out);
+  void measure(SnapshotBuilder& out);
   std::vector<KeyRead> expandPatterns(SnapshotBuilder& out);
   void readLengths(std::vector<KeyRead>& keys, SnapshotBuilder& out);
   void readAges(SnapshotBuilder& out);
