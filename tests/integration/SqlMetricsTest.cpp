@@ -74,6 +74,15 @@ std::string failedJob(const std::string& queue) {
          "'database', '" + queue + "', '{}', 'RuntimeException: boom');";
 }
 
+// A job inserted `base` seconds old at `inserted` is, in any later sample, between `base` and
+// `base` plus the time since (a second either way for whole-second timestamps). A fixed
+// tolerance fails on a loaded machine where the exporter takes seconds to start.
+void expectAge(double actual, double base, std::chrono::steady_clock::time_point inserted) {
+  const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - inserted).count();
+  EXPECT_GE(actual, base - 1);
+  EXPECT_LE(actual, base + since + 1);
+}
+
 }  // namespace
 
 TEST(SqlMetrics, LaravelPresetCountsJobsByQueueAndStateLikeTheRedisQueues) {
@@ -84,6 +93,7 @@ TEST(SqlMetrics, LaravelPresetCountsJobsByQueueAndStateLikeTheRedisQueues) {
            job("default", 2000, -2000, 5) +                                                 // active
            job("emails", 30, -30) + job("reports", 400, -400, 60));
   pg.query(failedJob("default") + failedJob("default") + failedJob("payments"));
+  const auto inserted = std::chrono::steady_clock::now();
   ExporterProcess exporter(target(pg, "      - preset: laravel\n        queues: [idle]\n"));
   ASSERT_TRUE(waitFor([&] { return exporter.metric(up("laravel")) == 1; }, 5s)) << exporter.log();
   // The database probe is its own collector: its first sample may land after the preset's.
@@ -94,12 +104,12 @@ TEST(SqlMetrics, LaravelPresetCountsJobsByQueueAndStateLikeTheRedisQueues) {
   EXPECT_EQ(m[jobs("default", "delayed")], 2);
   EXPECT_EQ(m[jobs("default", "active")], 1);
   EXPECT_EQ(m[jobs("default", "failed")], 2);
-  EXPECT_NEAR(m[age("default")], 100, 3);  // the oldest *waiting* job, not the delayed/active ones
+  expectAge(m[age("default")], 100, inserted);  // the oldest *waiting* job, not the delayed/active ones
   EXPECT_EQ(m[jobs("emails", "waiting")], 1);
   EXPECT_EQ(m[jobs("emails", "delayed")], 0);
   EXPECT_EQ(m[jobs("emails", "active")], 0);
   EXPECT_EQ(m[jobs("emails", "failed")], 0);
-  EXPECT_NEAR(m[age("emails")], 30, 3);
+  expectAge(m[age("emails")], 30, inserted);
   EXPECT_EQ(m[jobs("reports", "waiting")], 0);
   EXPECT_EQ(m[jobs("reports", "active")], 1);
   EXPECT_EQ(m[age("reports")], 0);
@@ -122,7 +132,7 @@ TEST(SqlMetrics, LaravelPresetCountsJobsByQueueAndStateLikeTheRedisQueues) {
   m = exporter.metrics();
   EXPECT_EQ(m[jobs("default", "waiting")], 2);
   EXPECT_EQ(m[jobs("default", "active")], 2);
-  EXPECT_NEAR(m[age("default")], 50, 3);
+  expectAge(m[age("default")], 50, inserted);
   promtoolAccepts(exporter);
 }
 
@@ -134,12 +144,13 @@ TEST(SqlMetrics, LaravelPresetWithCustomTableNamesAndNoFailedJobsTable) {
   pg.query("INSERT INTO q.queue_jobs (queue, payload, attempts, available_at, created_at) "
            "SELECT 'bulk', '{}', 0, extract(epoch FROM now())::int - 20, extract(epoch FROM now())::int - 20 "
            "FROM generate_series(1, 7)");
+  const auto inserted = std::chrono::steady_clock::now();
   ExporterProcess exporter(target(pg, "      - preset: laravel\n        name: archive\n"
                                       "        jobs_table: q.queue_jobs\n        failed_jobs_table: \"\"\n"));
   ASSERT_TRUE(waitFor([&] { return exporter.metric(up("archive")) == 1; }, 5s)) << exporter.log();
   EXPECT_EQ(exporter.metric(jobs("bulk", "waiting")), 7);
   EXPECT_EQ(exporter.metric(jobs("bulk", "failed")), 0);
-  EXPECT_NEAR(exporter.metric(age("bulk")).value_or(-1), 20, 3);
+  expectAge(exporter.metric(age("bulk")).value_or(-1), 20, inserted);
 }
 
 TEST(SqlMetrics, GenericTablePreset) {
@@ -154,6 +165,7 @@ TEST(SqlMetrics, GenericTablePreset) {
            "INSERT INTO outbox (body, created_at) SELECT 'x', now() - interval '60 s' FROM generate_series(1, 3);"
            "CREATE TABLE tasks (id serial, created_at bigint NOT NULL);"
            "INSERT INTO tasks (created_at) VALUES (extract(epoch FROM now())::bigint - 15)");
+  const auto inserted = std::chrono::steady_clock::now();
   ExporterProcess exporter(target(pg,
       "      - preset: table\n"
       "        name: exports\n"
@@ -179,12 +191,12 @@ TEST(SqlMetrics, GenericTablePreset) {
   EXPECT_EQ(m[jobs("pdf", "running")], 1);
   EXPECT_EQ(m[jobs("csv", "waiting")], 1);
   EXPECT_FALSE(m.count(jobs("pdf", "new")));  // the waiting state is exported as "waiting"
-  EXPECT_NEAR(m[age("pdf")], 120, 3);        // not the running job's 3000 s, nor the deleted one
-  EXPECT_NEAR(m[age("csv")], 40, 3);
+  expectAge(m[age("pdf")], 120, inserted);        // not the running job's 3000 s, nor the deleted one
+  expectAge(m[age("csv")], 40, inserted);
   EXPECT_EQ(m[jobs("mail_outbox", "waiting")], 3);
-  EXPECT_NEAR(m[age("mail_outbox")], 60, 3);
+  expectAge(m[age("mail_outbox")], 60, inserted);
   EXPECT_EQ(m[jobs("background", "waiting")], 1);
-  EXPECT_NEAR(m[age("background")], 15, 3);
+  expectAge(m[age("background")], 15, inserted);
 
   pg.query("DELETE FROM outbox");
   ASSERT_TRUE(waitFor([&] { return exporter.metric(jobs("mail_outbox", "waiting")) == 0; }, 3s));
