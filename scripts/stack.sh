@@ -16,6 +16,15 @@
 #   Alertmanager `prometheus-alertmanager` with a copy of alertmanager/alertmanager.yml in which
 #                only the local-run items change (see write_alertmanager_config)
 #
+# HA mode (APPHEALTH_STACK_HA=1) adds, still on 127.0.0.1 only (README "Scaling out"):
+#   a second Prometheus   same rules and targets; the pair differ only in external_labels
+#                         {replica: a|b}, which alert_relabel_configs drops from alerts; both
+#                         send to both Alertmanagers
+#   a second Alertmanager same configuration file, clustered with the first (gossip on
+#                         127.0.0.1:APPHEALTH_AM_CLUSTER_PORT / _PORT2, each the other's peer)
+#   a second exporter     beacons only (an `ingest:` section, nothing else); nginx balances
+#                         /ingest/ over both exporters' beacon listeners, Prometheus scrapes each
+#
 # Usage:
 #   scripts/stack.sh run              foreground: start, print URLs, Ctrl-C stops and removes all
 #   scripts/stack.sh start            background: start, print the env file path (STATE/stack.env)
@@ -26,13 +35,17 @@
 #   scripts/stack.sh traffic [DIR]    a few requests through nginx and some beacons
 # DIR defaults to $APPHEALTH_STACK_DIR. The exporter must be built already (scripts/run.sh does).
 #
-# STATE/stack.env (sourceable) holds STACK_DIR, the ports, the URLs and the PIDs.
+# STATE/stack.env (sourceable) holds STACK_DIR, the ports, the URLs and the PIDs (HA mode adds
+# PROMETHEUS2_*, ALERTMANAGER2_*, EXPORTER2_*).
 #
 # Options (environment):
 #   APPHEALTH_STACK_DIR        state directory (must be empty or absent); default: mktemp -d
 #   APPHEALTH_STACK_KEEP=1     `stop` leaves the state directory (logs) in place
 #   APPHEALTH_PORT (10045)  APPHEALTH_INGEST_PORT (10046)  APPHEALTH_PG_PORT (15432)  APPHEALTH_REDIS_PORT (16379)
 #   APPHEALTH_WEB_PORT (18080)  APPHEALTH_WEB_TLS_PORT (18443)  APPHEALTH_PROMETHEUS_PORT (19090)  APPHEALTH_ALERTMANAGER_PORT (19093)
+#   APPHEALTH_STACK_HA=1       HA mode (above), with APPHEALTH_PROMETHEUS_PORT2 (19091)
+#                              APPHEALTH_ALERTMANAGER_PORT2 (19094)  APPHEALTH_AM_CLUSTER_PORT (19095)
+#                              APPHEALTH_AM_CLUSTER_PORT2 (19096)  APPHEALTH_PORT2 (10047)  APPHEALTH_INGEST_PORT2 (10048)
 #   APPHEALTH_STACK_FAST=1     test mode: 1 s scrape and evaluation, 1 s collector intervals,
 #                              Prometheus --rules.alert.resend-delay=1s
 #   APPHEALTH_SCRAPE_INTERVAL / APPHEALTH_EVAL_INTERVAL   (15s / 15s; 1s / 1s when fast)
@@ -50,6 +63,11 @@
 #                              expressions, labels and annotations stay the repo's own)
 #   APPHEALTH_AM_GROUP_INTERVAL  e.g. 5s: every `group_interval:` in the Alertmanager copy (a
 #                              resolve is only sent on the group's next flush, 5 min by default)
+#   APPHEALTH_AM_PEER_TIMEOUT  HA mode, e.g. 3s: --cluster.peer-timeout (default 15s), how long
+#                              the second Alertmanager waits for the first one's notification
+#                              log before sending itself. Keep it well below group_interval: a
+#                              member whose wait outlasts group_interval notifies from a stale
+#                              view (firing again after a resolve).
 set -euo pipefail
 
 STACK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -72,8 +90,9 @@ wait_http() {
 
 stack_tail_logs() {
   local f
-  for f in "$1"/pg/pg.log "$1"/redis.log "$1"/nginx/error.log "$1"/exporter.log \
-           "$1"/alertmanager/alertmanager.log "$1"/prometheus/prometheus.log; do
+  for f in "$1"/pg/pg.log "$1"/redis.log "$1"/nginx/error.log "$1"/exporter.log "$1"/exporter2.log \
+           "$1"/alertmanager/alertmanager.log "$1"/prometheus/prometheus.log \
+           "$1"/alertmanager2/alertmanager.log "$1"/prometheus2/prometheus.log; do
     [ -s "$f" ] && { echo "--- $f" >&2; tail -n 8 "$f" >&2; }
   done
   return 0
@@ -136,25 +155,36 @@ write_rules() {
   promtool check rules "${RULE_FILES[@]}" >/dev/null
 }
 
+# write_prometheus_config DIR [REPLICA]: DIR/prometheus.yml; with REPLICA (HA mode) the
+# replica's external label, dropped again from the alerts it sends.
 write_prometheus_config() {
-  mkdir -p "$STATE/prometheus/data"
+  local dir=$1 replica=${2:-} ams="'127.0.0.1:$AM_PORT'" exporters="'127.0.0.1:$EXPORTER_PORT'"
+  if [ "$HA" = 1 ]; then
+    ams+=", '127.0.0.1:$AM2_PORT'"; exporters+=", '127.0.0.1:$EXPORTER2_PORT'"
+  fi
+  mkdir -p "$dir/data"
   {
     echo "global:"
     echo "  scrape_interval: $SCRAPE_INTERVAL"
     echo "  evaluation_interval: $EVAL_INTERVAL"
+    [ -z "$replica" ] || echo "  external_labels: {replica: $replica}"
     echo "rule_files:"
     local f; for f in "${RULE_FILES[@]}"; do echo "  - $f"; done
     echo "alerting:"
+    if [ -n "$replica" ]; then
+      echo "  alert_relabel_configs:"
+      echo "    - {action: labeldrop, regex: replica}"
+    fi
     echo "  alertmanagers:"
     echo "    - static_configs:"
-    echo "        - targets: ['127.0.0.1:$AM_PORT']"
+    echo "        - targets: [$ams]"
     echo "scrape_configs:"
     echo "  - job_name: apphealth"
     echo "    scrape_interval: $SCRAPE_INTERVAL"
     echo "    static_configs:"
-    echo "      - targets: ['127.0.0.1:$EXPORTER_PORT']"
-  } > "$STATE/prometheus/prometheus.yml"
-  promtool check config "$STATE/prometheus/prometheus.yml" >/dev/null
+    echo "      - targets: [$exporters]"
+  } > "$dir/prometheus.yml"
+  promtool check config "$dir/prometheus.yml" >/dev/null
 }
 
 write_exporter_config() {
@@ -216,6 +246,16 @@ YAML
   "$EXPORTER_BIN" --config.file="$STATE/apphealth.yml" --check-config >/dev/null
 }
 
+write_exporter2_config() {
+  # HA mode: a beacon-only exporter, the first one's `ingest:` section on its own ports.
+  sed -n '/^ingest:/,$p' "$STATE/apphealth.yml" \
+    | sed -E "s|^(  listen_address: \"127\.0\.0\.1:)$INGEST_PORT\"|\1$INGEST2_PORT\"|; s|client-errors\.jsonl|client-errors-2.jsonl|" \
+    > "$STATE/apphealth2.yml"
+  grep -q "^  listen_address: \"127.0.0.1:$INGEST2_PORT\"" "$STATE/apphealth2.yml" \
+    || { stack_log "the ingest section changed shape; update write_exporter2_config"; return 1; }
+  "$EXPORTER_BIN" --config.file="$STATE/apphealth2.yml" --check-config >/dev/null
+}
+
 write_nginx_config() {
   mkdir -p "$STATE/nginx/tmp"
   cat > "$STATE/nginx/nginx.conf" <<NGINX
@@ -232,13 +272,17 @@ http {
   uwsgi_temp_path $STATE/nginx/tmp/uwsgi;
   scgi_temp_path $STATE/nginx/tmp/scgi;
   default_type text/plain;
+  # The exporters' beacon listeners (two in HA mode: round robin, each scraped by Prometheus).
+  upstream apphealth_ingest {
+$(printf '    server 127.0.0.1:%s;\n' "$INGEST_PORT" ${INGEST2_PORT:+"$INGEST2_PORT"})
+  }
   server {
     listen 127.0.0.1:$WEB_PORT;
     location = / { return 200 "apphealth demo app\n"; }
     location /tutors/ { return 200 "a tutor\n"; }
     location /blog/ { return 200 "a blog post\n"; }
     location /ingest/ {
-      proxy_pass http://127.0.0.1:$INGEST_PORT;
+      proxy_pass http://apphealth_ingest;
       proxy_set_header X-Forwarded-For \$remote_addr;
     }
     location / { return 404; }
@@ -274,11 +318,21 @@ stack_start() {
   WEB_TLS_PORT=${APPHEALTH_WEB_TLS_PORT:-18443}
   PROM_PORT=${APPHEALTH_PROMETHEUS_PORT:-19090}
   AM_PORT=${APPHEALTH_ALERTMANAGER_PORT:-19093}
-  local fast=${APPHEALTH_STACK_FAST:-0} resend=()
+  HA=${APPHEALTH_STACK_HA:-0}
+  local ha_ports=()
+  EXPORTER2_PORT="" INGEST2_PORT="" PROM2_PORT="" AM2_PORT="" AM_CLUSTER_PORT="" AM2_CLUSTER_PORT=""
+  if [ "$HA" = 1 ]; then
+    EXPORTER2_PORT=${APPHEALTH_PORT2:-10047}; INGEST2_PORT=${APPHEALTH_INGEST_PORT2:-10048}
+    PROM2_PORT=${APPHEALTH_PROMETHEUS_PORT2:-19091}; AM2_PORT=${APPHEALTH_ALERTMANAGER_PORT2:-19094}
+    AM_CLUSTER_PORT=${APPHEALTH_AM_CLUSTER_PORT:-19095}; AM2_CLUSTER_PORT=${APPHEALTH_AM_CLUSTER_PORT2:-19096}
+    ha_ports=("$EXPORTER2_PORT" "$INGEST2_PORT" "$PROM2_PORT" "$AM2_PORT" "$AM_CLUSTER_PORT" "$AM2_CLUSTER_PORT")
+  fi
+  local fast=${APPHEALTH_STACK_FAST:-0}
+  RESEND=()
   if [ "$fast" = 1 ]; then
     SCRAPE_INTERVAL=${APPHEALTH_SCRAPE_INTERVAL:-1s}; EVAL_INTERVAL=${APPHEALTH_EVAL_INTERVAL:-1s}
     COLLECTOR_INTERVAL=${APPHEALTH_COLLECTOR_INTERVAL:-1s}
-    resend=(--rules.alert.resend-delay=1s)
+    RESEND=(--rules.alert.resend-delay=1s)
   else
     SCRAPE_INTERVAL=${APPHEALTH_SCRAPE_INTERVAL:-15s}; EVAL_INTERVAL=${APPHEALTH_EVAL_INTERVAL:-15s}
     COLLECTOR_INTERVAL=${APPHEALTH_COLLECTOR_INTERVAL:-}
@@ -303,7 +357,7 @@ stack_start() {
   trap 'trap - ERR; stack_log "start failed (line $LINENO)"; stack_tail_logs "$STATE"; stack_stop "$STATE"; exit 1' ERR
   set -E
   local port
-  for port in "$PG_PORT" "$REDIS_PORT" "$WEB_PORT" "$WEB_TLS_PORT" "$EXPORTER_PORT" "$INGEST_PORT" "$PROM_PORT" "$AM_PORT"; do
+  for port in "$PG_PORT" "$REDIS_PORT" "$WEB_PORT" "$WEB_TLS_PORT" "$EXPORTER_PORT" "$INGEST_PORT" "$PROM_PORT" "$AM_PORT" "${ha_ports[@]}"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       stack_log "127.0.0.1:$port is already in use (set the APPHEALTH_*_PORT variables)"
       false
@@ -343,7 +397,13 @@ stack_start() {
   write_nginx_config
   write_exporter_config
   write_rules
-  write_prometheus_config
+  if [ "$HA" = 1 ]; then
+    write_prometheus_config "$STATE/prometheus" a
+    write_prometheus_config "$STATE/prometheus2" b
+    write_exporter2_config
+  else
+    write_prometheus_config "$STATE/prometheus"
+  fi
   write_alertmanager_config
 
   stack_log "nginx (demo web app) on 127.0.0.1:$WEB_PORT"
@@ -360,28 +420,70 @@ stack_start() {
   write_env EXPORTER_PID $!
   write_env EXPORTER_PORT "$EXPORTER_PORT"; write_env EXPORTER_URL "http://127.0.0.1:$EXPORTER_PORT"
 
-  stack_log "Alertmanager on 127.0.0.1:$AM_PORT"
-  /usr/bin/prometheus-alertmanager --config.file="$STATE/alertmanager/alertmanager.yml" \
-    --cluster.listen-address= --web.listen-address="127.0.0.1:$AM_PORT" \
-    --web.external-url="http://127.0.0.1:$AM_PORT" --storage.path="$STATE/alertmanager/data" \
-    >"$STATE/alertmanager/alertmanager.log" 2>&1 &
-  write_env ALERTMANAGER_PID $!
-  write_env ALERTMANAGER_PORT "$AM_PORT"; write_env ALERTMANAGER_URL "http://127.0.0.1:$AM_PORT"
+  if [ "$HA" = 1 ]; then
+    stack_log "apphealth_exporter (beacons only) on 127.0.0.1:$EXPORTER2_PORT"
+    "$EXPORTER_BIN" --config.file="$STATE/apphealth2.yml" --web.listen-address="127.0.0.1:$EXPORTER2_PORT" \
+      >"$STATE/exporter2.log" 2>&1 &
+    write_env EXPORTER2_PID $!
+    write_env EXPORTER2_PORT "$EXPORTER2_PORT"; write_env EXPORTER2_URL "http://127.0.0.1:$EXPORTER2_PORT"
+  fi
 
-  stack_log "Prometheus on 127.0.0.1:$PROM_PORT (scrape $SCRAPE_INTERVAL, evaluation $EVAL_INTERVAL)"
-  /usr/bin/prometheus --config.file="$STATE/prometheus/prometheus.yml" \
-    --storage.tsdb.path="$STATE/prometheus/data" --web.listen-address="127.0.0.1:$PROM_PORT" \
-    --web.external-url="http://127.0.0.1:$PROM_PORT" "${resend[@]}" \
-    >"$STATE/prometheus/prometheus.log" 2>&1 &
-  write_env PROMETHEUS_PID $!
-  write_env PROMETHEUS_PORT "$PROM_PORT"; write_env PROMETHEUS_URL "http://127.0.0.1:$PROM_PORT"
+  AM_PEER_TIMEOUT=${APPHEALTH_AM_PEER_TIMEOUT:-}
+  start_alertmanager ""
+  if [ "$HA" = 1 ]; then
+    write_env AM_CLUSTER_PORT "$AM_CLUSTER_PORT"; write_env AM2_CLUSTER_PORT "$AM2_CLUSTER_PORT"
+    start_alertmanager 2
+  fi
+  start_prometheus "" "$PROM_PORT"
+  if [ "$HA" = 1 ]; then start_prometheus 2 "$PROM2_PORT"; fi
 
   wait_http "http://127.0.0.1:$WEB_PORT/" 10
   wait_http "http://127.0.0.1:$EXPORTER_PORT/-/ready" 10
   wait_http "http://127.0.0.1:$AM_PORT/-/ready" 20
   wait_http "http://127.0.0.1:$PROM_PORT/-/ready" 30
+  if [ "$HA" = 1 ]; then
+    wait_http "http://127.0.0.1:$EXPORTER2_PORT/-/ready" 10
+    wait_http "http://127.0.0.1:$AM2_PORT/-/ready" 20
+    wait_http "http://127.0.0.1:$PROM2_PORT/-/ready" 30
+  fi
   trap - ERR
   echo "$STATE/stack.env"
+}
+
+# start_alertmanager N: Alertmanager N ("" or 2; state in STATE/alertmanagerN, the one
+# configuration file in STATE/alertmanager). In HA mode each one gossips on its own cluster
+# port with the other as its peer; without HA an empty --cluster.listen-address turns gossip
+# off (it would listen on 0.0.0.0).
+start_alertmanager() {
+  local n=$1 port=$AM_PORT cluster=(--cluster.listen-address=) gossip="gossip off"
+  [ -z "$n" ] || port=$AM2_PORT
+  if [ "$HA" = 1 ]; then
+    local own=$AM_CLUSTER_PORT peer=$AM2_CLUSTER_PORT
+    [ -z "$n" ] || { own=$AM2_CLUSTER_PORT; peer=$AM_CLUSTER_PORT; }
+    cluster=(--cluster.listen-address="127.0.0.1:$own" --cluster.peer="127.0.0.1:$peer")
+    [ -z "${AM_PEER_TIMEOUT:-}" ] || cluster+=(--cluster.peer-timeout="$AM_PEER_TIMEOUT")
+    gossip="gossip 127.0.0.1:$own, peer 127.0.0.1:$peer"
+  fi
+  stack_log "Alertmanager${n:+ $n} on 127.0.0.1:$port ($gossip)"
+  mkdir -p "$STATE/alertmanager$n/data"
+  /usr/bin/prometheus-alertmanager --config.file="$STATE/alertmanager/alertmanager.yml" \
+    "${cluster[@]}" --web.listen-address="127.0.0.1:$port" \
+    --web.external-url="http://127.0.0.1:$port" --storage.path="$STATE/alertmanager$n/data" \
+    >"$STATE/alertmanager$n/alertmanager.log" 2>&1 &
+  write_env "ALERTMANAGER${n}_PID" $!
+  write_env "ALERTMANAGER${n}_PORT" "$port"; write_env "ALERTMANAGER${n}_URL" "http://127.0.0.1:$port"
+}
+
+# start_prometheus N PORT: Prometheus N ("" or 2) with STATE/prometheusN/prometheus.yml.
+start_prometheus() {
+  local n=$1 port=$2
+  stack_log "Prometheus${n:+ $n} on 127.0.0.1:$port (scrape $SCRAPE_INTERVAL, evaluation $EVAL_INTERVAL)"
+  /usr/bin/prometheus --config.file="$STATE/prometheus$n/prometheus.yml" \
+    --storage.tsdb.path="$STATE/prometheus$n/data" --web.listen-address="127.0.0.1:$port" \
+    --web.external-url="http://127.0.0.1:$port" "${RESEND[@]}" \
+    >"$STATE/prometheus$n/prometheus.log" 2>&1 &
+  write_env "PROMETHEUS${n}_PID" $!
+  write_env "PROMETHEUS${n}_PORT" "$port"; write_env "PROMETHEUS${n}_URL" "http://127.0.0.1:$port"
 }
 
 pg_start_server() {
@@ -395,10 +497,19 @@ stack_stop() {
   # shellcheck disable=SC1091
   ( set +e
     . "$dir/stack.env"
-    for pid in ${PROMETHEUS_PID:-} ${ALERTMANAGER_PID:-} ${EXPORTER_PID:-} ${NGINX_PID:-} ${REDIS_PID:-}; do
+    # Only PIDs that are still ours: every server's command line names the state directory,
+    # Redis its port in its process title (a server killed earlier, e.g. by a test, may have
+    # left its PID to another process).
+    pids=()
+    for pid in ${PROMETHEUS_PID:-} ${PROMETHEUS2_PID:-} ${ALERTMANAGER_PID:-} ${ALERTMANAGER2_PID:-} \
+               ${EXPORTER_PID:-} ${EXPORTER2_PID:-} ${NGINX_PID:-} ${REDIS_PID:-}; do
+      cmd=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || continue
+      [[ $cmd == *"$dir/"* || ( $pid == "${REDIS_PID:-}" && $cmd == redis-server*":${REDIS_PORT:-}"* ) ]] && pids+=("$pid")
+    done
+    for pid in "${pids[@]}"; do
       kill "$pid" 2>/dev/null
     done
-    for pid in ${PROMETHEUS_PID:-} ${ALERTMANAGER_PID:-} ${EXPORTER_PID:-} ${NGINX_PID:-} ${REDIS_PID:-}; do
+    for pid in "${pids[@]}"; do
       for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -9 "$pid" 2>/dev/null
     done
@@ -473,7 +584,9 @@ stack_run() {
 
   exporter      $EXPORTER_URL/          (metrics: $EXPORTER_URL/metrics)
   Prometheus    $PROMETHEUS_URL/       (alerts: $PROMETHEUS_URL/alerts)
-  Alertmanager  $ALERTMANAGER_URL/
+  Alertmanager  $ALERTMANAGER_URL/${PROMETHEUS2_URL:+
+  HA peers      Prometheus $PROMETHEUS2_URL/  Alertmanager $ALERTMANAGER2_URL/
+                beacon-only exporter $EXPORTER2_URL/ (nginx balances /ingest/ over both)}
   demo web app  $WEB_URL/          (nginx; its access log is tailed; /ingest/ -> exporter's beacon listener)
                 https://127.0.0.1:$WEB_TLS_PORT/  (self-signed, for the certificate probe)
   PostgreSQL    127.0.0.1:$PG_PORT     Redis 127.0.0.1:$REDIS_PORT
@@ -482,7 +595,8 @@ stack_run() {
 Ctrl-C stops everything and removes the state directory.
 EOF
   # Until Ctrl-C, or until one of the long-running servers exits on its own.
-  wait -n "$EXPORTER_PID" "$PROMETHEUS_PID" "$ALERTMANAGER_PID" "$NGINX_PID" || true
+  wait -n "$EXPORTER_PID" "$PROMETHEUS_PID" "$ALERTMANAGER_PID" "$NGINX_PID" ${EXPORTER2_PID:+"$EXPORTER2_PID"} \
+    ${PROMETHEUS2_PID:+"$PROMETHEUS2_PID"} ${ALERTMANAGER2_PID:+"$ALERTMANAGER2_PID"} || true
   stack_log "a server exited; see the logs in $STACK_DIR"
   tail -n 5 "$STACK_DIR"/exporter.log "$STACK_DIR"/prometheus/prometheus.log \
     "$STACK_DIR"/alertmanager/alertmanager.log 2>/dev/null || true

@@ -13,8 +13,9 @@
 #   phase 2, beside the ASan+UBSan build (need the release build):
 #     ctest       unit and integration tests against real servers (RelWithDebInfo)
 #     browser     Web Vitals from the real web-vitals library in headless Chromium
-#     e2e         the whole stack end to end: an outage paged through Prometheus and
-#                 Alertmanager to a stand-in PagerDuty, inhibition, resolve
+#     e2e         the whole stack end to end, in HA mode: outages paged through two Prometheus
+#                 and two clustered Alertmanagers to a stand-in PagerDuty (one page each, and
+#                 still paged with an Alertmanager killed), inhibition, resolve, test page
 #   phase 3 (need the ASan+UBSan build):
 #     ctest-asan  the same unit and integration tests under ASan+UBSan
 #

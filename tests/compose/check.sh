@@ -7,7 +7,11 @@
 #      that Dockerfile (outside --from= stages) exists in the context;
 #   4. the services the stack needs are there, each with a healthcheck (in compose or as a
 #      HEALTHCHECK in the Dockerfile it builds), depends_on uses condition: service_healthy, and
-#      Prometheus scrapes job "apphealth" and loads the mounted rules.
+#      Prometheus scrapes job "apphealth" and loads the mounted rules;
+#   5. the same for docker-compose.yml + docker-compose.ha.yml (HA mode), and: two Prometheus
+#      with distinct replica labels that their config expands and drops from alerts, each
+#      sending to both Alertmanagers and waiting for them; two Alertmanagers, each the other's
+#      gossip peer, with their own state; `promtool check config` on the HA Prometheus config.
 # Prints one line per failure and a final line "N passed, M failed"; exits 1 when M > 0.
 # Usage: bash tests/compose/check.sh [REPO_ROOT]
 set -uo pipefail
@@ -27,36 +31,42 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
 fi
 
-# 1. Schema validation.
-if out=$(docker-compose -f docker-compose.yml config -q 2>&1); then
-  ok
-else
-  fail "docker-compose config -q rejects docker-compose.yml: $out"
-fi
+# check_config LABEL FILE...: steps 1-4 (and 5 with HA=1) on the files merged as compose does.
+check_config() {
+  local label=$1; shift
+  local files=() f
+  for f in "$@"; do files+=(-f "$f"); done
+  # 1. Schema validation.
+  if out=$(docker-compose "${files[@]}" config -q 2>&1); then
+    ok
+  else
+    fail "${label}docker-compose config -q rejects $*: $out"
+  fi
 
-# The normalised config (relative paths resolved, short syntax expanded) as JSON for the rest.
-# docker-compose 1.29 prints YAML; python3-yaml is one of its own dependencies.
-if ! json=$(docker-compose -f docker-compose.yml config 2>/dev/null |
-            python3 -c 'import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))'); then
-  fail "could not read the normalised compose config"
-  echo "$passed passed, $failed failed"
-  exit 1
-fi
+  # The normalised config (relative paths resolved, short syntax expanded) as JSON for the rest.
+  # docker-compose 1.29 prints YAML; python3-yaml is one of its own dependencies.
+  if ! json=$(docker-compose "${files[@]}" config 2>/dev/null |
+              python3 -c 'import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))'); then
+    fail "${label}could not read the normalised compose config"
+    return
+  fi
 
-# 2-4. Everything else, in python3 (standard library plus the yaml module above).
-results=$(COMPOSE_JSON="$json" ROOT="$ROOT" python3 - <<'PY'
+  # 2-5. Everything else, in python3 (standard library plus the yaml module above).
+  results=$(COMPOSE_JSON="$json" ROOT="$ROOT" LABEL="$label" python3 - <<'PY'
 import json, os, re, shlex
 
 root = os.environ["ROOT"]
+label = os.environ["LABEL"]
+ha = label != ""
 cfg = json.loads(os.environ["COMPOSE_JSON"])
 services = cfg.get("services") or {}
 named_volumes = set((cfg.get("volumes") or {}).keys())
 
 def ok(msg):
-    print("PASS\t" + msg)
+    print("PASS\t" + label + msg)
 
 def fail(msg):
-    print("FAIL\t" + msg)
+    print("FAIL\t" + label + msg)
 
 def check(cond, msg):
     (ok if cond else fail)(msg)
@@ -89,6 +99,8 @@ def dockerfile_info(context, dockerfile):
     return has_hc, missing
 
 required = ["exporter", "postgres", "redis", "prometheus", "alertmanager", "grafana", "loadgen"]
+if ha:
+    required += ["prometheus-b", "alertmanager-b"]
 for name in required:
     check(name in services, "service %s exists" % name)
 
@@ -132,8 +144,11 @@ for name, svc in sorted(services.items()):
                   "%s: depends_on %s uses condition: service_healthy" % (name, dep))
 
 # Services that must wait for others.
-for name, deps in (("exporter", ["postgres", "redis"]), ("prometheus", ["exporter"]),
-                   ("grafana", ["prometheus"]), ("loadgen", ["exporter", "redis"])):
+proms = sorted(n for n in services if re.fullmatch(r"prometheus(-\w+)?", n))
+ams = sorted(n for n in services if re.fullmatch(r"alertmanager(-\w+)?", n))
+for name, deps in ((("exporter", ["postgres", "redis"]), ("grafana", ["prometheus"]),
+                    ("loadgen", ["exporter", "redis"]))
+                   + tuple((p, ["exporter"] + ams) for p in proms)):
     have = services.get(name, {}).get("depends_on") or {}
     for d in deps:
         check(d in have, "%s depends on %s" % (name, d))
@@ -143,47 +158,101 @@ b = services.get("exporter", {}).get("build") or {}
 check(os.path.realpath(b.get("context", "")) == os.path.realpath(root) and b.get("dockerfile") == "exporter/Dockerfile",
       "exporter: built from exporter/Dockerfile with the repository root as context")
 
+def mounts_of(svc):
+    mounts = {}
+    for vol in svc.get("volumes") or []:
+        if isinstance(vol, dict):
+            mounts[vol.get("target")] = vol.get("source")
+        else:
+            parts = vol.split(":")
+            mounts[parts[1]] = parts[0]
+    return mounts
+
+def command_of(svc):
+    cmd = svc.get("command") or []
+    return shlex.split(cmd) if isinstance(cmd, str) else cmd
+
 # Prometheus: rules from ./rules, lifecycle API, config scraping job "apphealth" with those rules.
-prom = services.get("prometheus", {})
-cmd = prom.get("command") or []
-cmd = shlex.split(cmd) if isinstance(cmd, str) else cmd
-check("--web.enable-lifecycle" in cmd, "prometheus: runs with --web.enable-lifecycle")
-mounts = {}
-for vol in prom.get("volumes") or []:
-    if isinstance(vol, dict):
-        mounts[vol.get("target")] = vol.get("source")
-    else:
-        parts = vol.split(":")
-        mounts[parts[1]] = parts[0]
-rules_target = [t for t, s in mounts.items() if s and os.path.realpath(s) == os.path.realpath(os.path.join(root, "rules"))]
-check(bool(rules_target), "prometheus: mounts ./rules")
-conf_arg = [a.split("=", 1)[1] for a in cmd if a.startswith("--config.file=")]
-conf_src = mounts.get(conf_arg[0]) if conf_arg else None
-if check(conf_src is not None and os.path.isfile(conf_src), "prometheus: --config.file is a mounted file"):
-    text = open(conf_src, encoding="utf-8").read()
-    check(re.search(r"job_name:\s*['\"]?apphealth['\"]?\s*$", text, re.M) is not None, "prometheus.yml scrapes job \"apphealth\"")
-    check(re.search(r"targets:\s*\[\s*['\"]exporter:10045['\"]", text) is not None, "prometheus.yml scrapes exporter:10045")
-    check(re.search(r"alertmanager:9093", text) is not None, "prometheus.yml sends alerts to alertmanager:9093")
-    rf = re.findall(r"^\s*-\s*['\"]?(/[^'\"\s]+)", text.split("rule_files:", 1)[1].split("\n\n")[0], re.M) if "rule_files:" in text else []
-    check(any(rules_target and r.startswith(rules_target[0].rstrip("/") + "/") for r in rf),
-          "prometheus.yml rule_files point into the mounted rules directory (%s)" % ", ".join(rf))
+prom_conf = {}
+for pn in proms:
+    prom = services[pn]
+    cmd = command_of(prom)
+    check("--web.enable-lifecycle" in cmd, "%s: runs with --web.enable-lifecycle" % pn)
+    mounts = mounts_of(prom)
+    rules_target = [t for t, s in mounts.items() if s and os.path.realpath(s) == os.path.realpath(os.path.join(root, "rules"))]
+    check(bool(rules_target), "%s: mounts ./rules" % pn)
+    conf_arg = [a.split("=", 1)[1] for a in cmd if a.startswith("--config.file=")]
+    conf_src = mounts.get(conf_arg[0]) if conf_arg else None
+    if check(conf_src is not None and os.path.isfile(conf_src), "%s: --config.file is a mounted file" % pn):
+        prom_conf[pn] = conf_src
+        cf = os.path.relpath(conf_src, root)
+        text = open(conf_src, encoding="utf-8").read()
+        check(re.search(r"job_name:\s*['\"]?apphealth['\"]?\s*$", text, re.M) is not None, "%s scrapes job \"apphealth\"" % cf)
+        check(re.search(r"targets:\s*\[\s*['\"]exporter:10045['\"]", text) is not None, "%s scrapes exporter:10045" % cf)
+        check(re.search(r"alertmanager:9093", text) is not None, "%s sends alerts to alertmanager:9093" % cf)
+        rf = re.findall(r"^\s*-\s*['\"]?(/[^'\"\s]+)", text.split("rule_files:", 1)[1].split("\n\n")[0], re.M) if "rule_files:" in text else []
+        check(any(rules_target and r.startswith(rules_target[0].rstrip("/") + "/") for r in rf),
+              "%s rule_files point into the mounted rules directory (%s)" % (cf, ", ".join(rf)))
 
 # Alertmanager: its config and the secret files alertmanager.yml names are mounted.
-am = services.get("alertmanager", {})
-am_mounts = {}
-for vol in am.get("volumes") or []:
-    if isinstance(vol, dict):
-        am_mounts[vol.get("target")] = vol.get("source")
-    else:
-        parts = vol.split(":")
-        am_mounts[parts[1]] = parts[0]
 am_conf = os.path.join(root, "alertmanager", "alertmanager.yml")
-if os.path.isfile(am_conf):
-    for secret in sorted(set(re.findall(r"_file:\s*(/\S+)", open(am_conf, encoding="utf-8").read()))):
-        d, f = os.path.dirname(secret), os.path.basename(secret)
-        src = am_mounts.get(d)
-        check(src is not None and os.path.isfile(os.path.join(src, f)),
-              "alertmanager: %s is provided by a mounted (placeholder) file" % secret)
+for an in ams:
+    am_mounts = mounts_of(services[an])
+    check(os.path.realpath(am_mounts.get("/etc/alertmanager", "")) == os.path.realpath(os.path.join(root, "alertmanager")),
+          "%s: mounts ./alertmanager at /etc/alertmanager" % an)
+    if os.path.isfile(am_conf):
+        for secret in sorted(set(re.findall(r"_file:\s*(/\S+)", open(am_conf, encoding="utf-8").read()))):
+            d, f = os.path.dirname(secret), os.path.basename(secret)
+            src = am_mounts.get(d)
+            check(src is not None and os.path.isfile(os.path.join(src, f)),
+                  "%s: %s is provided by a mounted (placeholder) file" % (an, secret))
+
+def flag(cmd, name):
+    """Value of --name=VALUE in cmd (None if absent)."""
+    vals = [a.split("=", 1)[1] if "=" in a else "" for a in cmd if a.split("=", 1)[0] == name]
+    return vals[-1] if vals else None
+
+if not ha:
+    # One Alertmanager: gossip off (an empty listen address; it would listen on 0.0.0.0:9094).
+    check(flag(command_of(services.get("alertmanager", {})), "--cluster.listen-address") == "",
+          "alertmanager: --cluster.listen-address= (gossip off without a peer)")
+else:
+    # 5. The Prometheus pair: distinct replica labels, expanded from the environment, dropped
+    # from alerts; every Alertmanager as a target.
+    replicas = {}
+    for pn in proms:
+        cmd = command_of(services[pn])
+        env = services[pn].get("environment") or {}
+        if isinstance(env, list):
+            env = dict(e.split("=", 1) for e in env)
+        replicas[pn] = env.get("APPHEALTH_REPLICA")
+        check("--enable-feature=expand-external-labels" in cmd,
+              "%s: --enable-feature=expand-external-labels (the replica label comes from the environment)" % pn)
+        check(bool(replicas[pn]), "%s: APPHEALTH_REPLICA set" % pn)
+        text = open(prom_conf[pn], encoding="utf-8").read() if pn in prom_conf else ""
+        check(re.search(r"external_labels:\s*\n\s+replica:\s*\$\{APPHEALTH_REPLICA\}", text) is not None,
+              "%s: external_labels replica: ${APPHEALTH_REPLICA}" % pn)
+        check(re.search(r"alert_relabel_configs:\s*\n\s*-\s*action:\s*labeldrop\s*\n\s*regex:\s*replica\s*$", text, re.M) is not None,
+              "%s: alert_relabel_configs drops the replica label (one alert, one page)" % pn)
+        for an in ams:
+            check(re.search(r"['\"]%s:9093['\"]" % re.escape(an), text.split("alertmanagers:", 1)[-1].split("scrape_configs:")[0]) is not None,
+                  "%s: sends alerts to %s:9093" % (pn, an))
+    check(len(proms) == 2 and len(set(replicas.values())) == 2, "the Prometheus pair has distinct replica labels (%s)" % replicas)
+    # The Alertmanager cluster: each gossips (non-empty listen address) with the other as its
+    # peer on the other's listen port, and keeps its own state.
+    listen, states = {}, {}
+    for an in ams:
+        cmd = command_of(services[an])
+        listen[an] = flag(cmd, "--cluster.listen-address") or ""
+        states[an] = mounts_of(services[an]).get(flag(cmd, "--storage.path") or "/alertmanager")
+        check(re.fullmatch(r"[\w.]*:\d+", listen[an]) is not None, "%s: gossip on (--cluster.listen-address=%s)" % (an, listen[an]))
+    for an in ams:
+        peer = flag(command_of(services[an]), "--cluster.peer") or ""
+        host, _, port = peer.partition(":")
+        check(host in ams and host != an and port == listen.get(host, ":").rsplit(":", 1)[-1],
+              "%s: --cluster.peer=%s is the other Alertmanager's gossip port" % (an, peer))
+    check(len(ams) == 2 and None not in states.values() and len(set(states.values())) == 2,
+          "the Alertmanagers keep separate state volumes (%s)" % states)
 
 # Grafana: provisioning and dashboards mounted.
 gf = " ".join(v if isinstance(v, str) else "%s:%s" % (v.get("source"), v.get("target")) for v in services.get("grafana", {}).get("volumes") or [])
@@ -192,14 +261,25 @@ check("/etc/grafana/provisioning/dashboards" in gf, "grafana: dashboard provisio
 check(os.path.join(root, "dashboards") + ":" in gf, "grafana: ./dashboards mounted")
 PY
 )
-while IFS=$'\t' read -r verdict msg; do
-  case "$verdict" in
-    PASS) ok ;;
-    FAIL) fail "$msg" ;;
-    "") ;;
-    *) fail "unexpected output: $verdict $msg" ;;
-  esac
-done <<< "$results"
+  while IFS=$'\t' read -r verdict msg; do
+    case "$verdict" in
+      PASS) ok ;;
+      FAIL) fail "$msg" ;;
+      "") ;;
+      *) fail "unexpected output: $verdict $msg" ;;
+    esac
+  done <<< "$results"
+}
+
+check_config "" docker-compose.yml
+check_config "ha: " docker-compose.yml docker-compose.ha.yml
+if ! command -v promtool >/dev/null 2>&1; then
+  fail "promtool not found (scripts/install-deps.sh installs Debian's prometheus)"
+elif out=$(promtool check config deploy/prometheus/prometheus-ha.yml 2>&1); then
+  ok
+else
+  fail "promtool check config deploy/prometheus/prometheus-ha.yml: $out"
+fi
 
 # The compose file format docker-compose 1.29 rejects (and Compose v2 ignores).
 if grep -qE '^name:' docker-compose.yml; then fail "docker-compose.yml has a top-level name: (docker-compose 1.29 rejects it)"; else ok; fi

@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """Stand-in for the PagerDuty Events API v2 (and the Slack webhook) on 127.0.0.1.
 
-Every POST is appended to --out as one JSON line: {"path": ..., "body": <the JSON body>}
-(the raw text when the body is not JSON). PagerDuty's answer is imitated: 202 with
-{"status": "success", "dedup_key": ...}. The port (0: any free one) is written to --port-file
-once the socket listens.
+Every POST is appended to --out as one JSON line: {"t": <unix time received>, "path": ...,
+"body": <the JSON body>} (the raw text when the body is not JSON), as soon as it is read.
+PagerDuty's answer is imitated: 202 with {"status": "success", "dedup_key": ...}. The port
+(0: any free one) is written to --port-file once the socket listens.
+
+A slow PagerDuty, once: when the file --delay-file exists, holding a number of seconds, the
+next PagerDuty request removes it and its answer waits that long after the event was logged.
 """
 import argparse
 import json
 import os
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
@@ -20,6 +24,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file", required=True)
+    ap.add_argument("--delay-file")
     args = ap.parse_args()
 
     class Handler(BaseHTTPRequestHandler):
@@ -31,8 +36,18 @@ def main():
                 body = json.loads(raw)
             except ValueError:
                 body = raw
-            with LOCK, open(args.out, "a", encoding="utf-8") as f:
-                f.write(json.dumps({"path": self.path, "body": body}) + "\n")
+            delay = 0.0
+            with LOCK:
+                with open(args.out, "a", encoding="utf-8") as f:
+                    f.write(json.dumps({"t": time.time(), "path": self.path, "body": body}) + "\n")
+                if args.delay_file and "pagerduty" in self.path and os.path.exists(args.delay_file):
+                    try:
+                        with open(args.delay_file, encoding="utf-8") as f:
+                            delay = min(float(f.read().strip() or 0), 30)
+                    except (OSError, ValueError):
+                        pass
+                    os.remove(args.delay_file)
+            time.sleep(delay)
             dedup = body.get("dedup_key", "") if isinstance(body, dict) else ""
             answer = json.dumps({"status": "success", "message": "Event processed", "dedup_key": dedup}).encode()
             self.send_response(202 if "pagerduty" in self.path else 200)
