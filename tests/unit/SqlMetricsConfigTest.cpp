@@ -3,7 +3,9 @@
 
 #include <gtest/gtest.h>
 
-#include "collectors/postgres/SqlMetricsCollector.h"
+#include "collectors/sql/SqlMetricQueries.h"
+#include "collectors/sql/SqlMetricRows.h"
+#include "collectors/sql/SqlMetricsSampler.h"
 #include "config/ConfigLoader.h"
 #include "config/SqlMetricsSection.h"
 #include "metrics/Exposition.h"
@@ -103,9 +105,9 @@ TEST(SqlMetricsConfig, Presets) {
   EXPECT_EQ(m[2].queue, "exports");  // no queue_column: the entry name
   EXPECT_TRUE(m[2].created_at_unix);
   EXPECT_EQ(m[2].waiting_state, "new");
-  EXPECT_EQ(SqlMetricsCollector::runnerTarget(result.config->postgres[0], m[2]), "main/exports");
-  EXPECT_NE(buildSqlMetricQuery(m[1]).find("FROM \"archive\".\"jobs\""), std::string::npos);
-  EXPECT_NE(buildSqlMetricQuery(m[2]).find("WHERE (\ndeleted_at IS NULL\n)"), std::string::npos);
+  EXPECT_EQ(SqlMetricsSampler::runnerTarget(result.config->postgres[0].name, m[2]), "main/exports");
+  EXPECT_NE(buildSqlMetricQuery(m[1], SqlDialect::Postgres).find("FROM \"archive\".\"jobs\""), std::string::npos);
+  EXPECT_NE(buildSqlMetricQuery(m[2], SqlDialect::Postgres).find("WHERE (\ndeleted_at IS NULL\n)"), std::string::npos);
 }
 
 TEST(SqlMetricsConfig, RejectsBadNamesTypesAndColumns) {

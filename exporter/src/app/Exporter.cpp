@@ -10,8 +10,8 @@
 #include "collectors/backup/BackupCollector.h"
 #include "collectors/http_probe/HttpProbeCollector.h"
 #include "collectors/postgres/PostgresCollector.h"
+#include "collectors/postgres/PostgresSqlMetricsCollector.h"
 #include "collectors/redis/RedisQueueCollector.h"
-#include "collectors/postgres/SqlMetricsCollector.h"
 #include "metrics/Exposition.h"
 #include "util/Gzip.h"
 
@@ -60,8 +60,8 @@ std::vector<std::unique_ptr<CollectorRunner>> Exporter::buildRunners(const Confi
     runners.push_back(std::make_unique<CollectorRunner>("postgres", t.name, t.interval,
                                                         std::make_unique<PostgresCollector>(t)));
     for (const auto& m : t.sql_metrics) {
-      runners.push_back(std::make_unique<CollectorRunner>("sql", SqlMetricsCollector::runnerTarget(t, m), m.interval,
-                                                          std::make_unique<SqlMetricsCollector>(t, m)));
+      runners.push_back(std::make_unique<CollectorRunner>("sql", SqlMetricsSampler::runnerTarget(t.name, m), m.interval,
+                                                          std::make_unique<PostgresSqlMetricsCollector>(t, m)));
     }
   }
   for (const auto& t : config.redis) {

@@ -12,15 +12,14 @@
 #include <stop_token>
 #include <string>
 
+#include "clients/DbClient.h"
 #include "util/Duration.h"
 
 namespace apphealth {
 
-using Deadline = std::chrono::steady_clock::time_point;
-
-class PgError : public std::runtime_error {
+class PgError : public DbError {
  public:
-  using std::runtime_error::runtime_error;
+  using DbError::DbError;
 };
 
 // We gave up waiting (deadline or stop request): says nothing about the server's answer, and

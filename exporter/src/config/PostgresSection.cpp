@@ -49,7 +49,7 @@ std::optional<PostgresTarget> parsePostgresTarget(LoadContext& ctx, const YAML::
       t.probe_latency_threshold_seconds = toSeconds(latency);
     }
   }
-  parseSqlMetrics(ctx, map, t);
+  parseSqlMetrics(ctx, map, {"postgres", t.name, t.interval, t.timeout}, t.sql_metrics);
   return t;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
-// One entry under a postgres target's `sql_metrics:` (issue 4): a metric defined by a SQL
-// query, or a preset that reads a job queue kept in database tables into the same
+// One entry under a postgres or mysql target's `sql_metrics:` (issues 4, 11): a metric defined
+// by a SQL query, or a preset that reads a job queue kept in database tables into the same
 // apphealth_queue_* series as the Redis queues. Filled in by SqlMetricsSection.cpp.
 
 #include <string>
@@ -22,10 +22,10 @@ struct SqlMetricSpec {
   enum class Kind { Custom, Laravel, Table };
   Kind kind = Kind::Custom;
   // Custom: the metric name (apphealth_...). Presets: the entry's name (default: the preset
-  // name). Unique per postgres target; the runner's target label is "<postgres target>/<name>".
+  // name). Unique per database target; the runner's target label is "<database target>/<name>".
   std::string name;
-  Duration interval{0};  // defaults to the postgres target's
-  Duration timeout{0};   // defaults to the postgres target's
+  Duration interval{0};  // defaults to the database target's
+  Duration timeout{0};   // defaults to the database target's
   int max_rows = kSqlDefaultMaxRows;  // rows (custom) or queue/state groups (presets) kept
 
   // Custom metrics.

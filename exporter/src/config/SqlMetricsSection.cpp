@@ -1,4 +1,4 @@
-// The `sql_metrics:` list under a postgres target.
+// The `sql_metrics:` list under a postgres or mysql target.
 
 #include "config/SqlMetricsSection.h"
 
@@ -85,7 +85,7 @@ void readColumn(LoadContext& ctx, YamlReader::Map& map, const std::string& key, 
   }
 }
 
-void parseCustom(LoadContext& ctx, YamlReader::Map& map, SqlMetricSpec& m) {
+void parseCustom(LoadContext& ctx, YamlReader::Map& map, SqlMetricSpec& m, const std::string& kind) {
   auto& r = ctx.reader();
   if (map.getString("name", m.name, true)) {
     if (!isMetricName(m.name)) {
@@ -122,7 +122,7 @@ void parseCustom(LoadContext& ctx, YamlReader::Map& map, SqlMetricSpec& m) {
     if (!isLabelName(label)) {
       r.error(map.node("labels"), "label column '" + label + "' is not a valid Prometheus label name (and must not start with '__')");
     } else if (label == "target") {
-      r.error(map.node("labels"), "label 'target' is reserved: every SQL metric carries target=\"<postgres target>\"");
+      r.error(map.node("labels"), "label 'target' is reserved: every SQL metric carries target=\"<" + kind + " target>\"");
     } else if (label == m.value) {
       r.error(map.node("labels"), "column '" + label + "' cannot be both a label and the value");
     } else if (!seen.insert(label).second) {
@@ -183,14 +183,15 @@ bool isBuiltinMetricName(const std::string& name) {
   return false;
 }
 
-void parseSqlMetrics(LoadContext& ctx, YamlReader::Map& target, PostgresTarget& t) {
+void parseSqlMetrics(LoadContext& ctx, YamlReader::Map& target, const SqlMetricsOwner& owner,
+                     std::vector<SqlMetricSpec>& out) {
   auto list = target.node("sql_metrics");
   std::set<std::string> names;
   int count = 0;
   ctx.reader().forEach(list, "'sql_metrics'", [&](const YAML::Node& node) {
     if (++count == kSqlMaxEntriesPerTarget + 1) {
       ctx.reader().error(node, "at most " + std::to_string(kSqlMaxEntriesPerTarget) +
-                                   " sql_metrics per postgres target (each keeps a connection open)");
+                                   " sql_metrics per " + owner.kind + " target (each keeps a connection open)");
     }
     YamlReader::Map map(ctx.reader(), node, "a sql_metrics entry");
     if (!map.valid()) return;
@@ -207,17 +208,17 @@ void parseSqlMetrics(LoadContext& ctx, YamlReader::Map& target, PostgresTarget& 
       }
       parsePreset(ctx, map, m, preset);
     } else {
-      parseCustom(ctx, map, m);
+      parseCustom(ctx, map, m, owner.kind);
     }
-    m.interval = t.interval;
-    m.timeout = t.timeout;
+    m.interval = owner.interval;
+    m.timeout = owner.timeout;
     ctx.intervalAndTimeout(map, m.interval, m.timeout);
     map.getInt("max_rows", m.max_rows, 1, kSqlMaxMaxRows);
     if (!m.name.empty() && !names.insert(m.name).second) {
       ctx.reader().error(map.has("name") ? map.node("name") : node,
-                         "duplicate sql_metrics name '" + m.name + "' in postgres target '" + t.name + "'");
+                         "duplicate sql_metrics name '" + m.name + "' in " + owner.kind + " target '" + owner.name + "'");
     }
-    t.sql_metrics.push_back(std::move(m));
+    out.push_back(std::move(m));
   });
 }
 
