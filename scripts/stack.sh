@@ -30,6 +30,7 @@
 #   scripts/stack.sh start            background: start, print the env file path (STATE/stack.env)
 #   scripts/stack.sh stop [DIR]       stop everything started in DIR and remove DIR
 #   scripts/stack.sh pg-stop|pg-start [DIR]     stop or start PostgreSQL only (for tests)
+#   scripts/stack.sh redis-stop|redis-start [DIR]  the same for Redis (its demo queues are lost)
 #   scripts/stack.sh backup-age SECONDS [DIR]   rename the newest backup so that its name-parsed
 #                                               time is SECONDS in the past (sidecar rewritten)
 #   scripts/stack.sh traffic [DIR]    a few requests through nginx and some beacons
@@ -379,11 +380,8 @@ stack_start() {
 
   stack_log "Redis on 127.0.0.1:$REDIS_PORT with demo queues"
   write_env REDIS_PORT "$REDIS_PORT"
-  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes --pidfile "$STATE/redis.pid" \
-    --dir "$STATE" --logfile "$STATE/redis.log" --save '' --appendonly no
-  local i now
-  for ((i = 0; i < 50; i++)); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  write_env REDIS_PID "$(cat "$STATE/redis.pid")"
+  redis_start_server
+  local now
   now=$(date +%s)
   redis-cli -p "$REDIS_PORT" rpush celery job1 job2 job3 >/dev/null
   redis-cli -p "$REDIS_PORT" lpush queue:default "{\"class\":\"HardWorker\",\"enqueued_at\":$((now - 90))}" >/dev/null
@@ -486,6 +484,14 @@ start_prometheus() {
   write_env "PROMETHEUS${n}_PORT" "$port"; write_env "PROMETHEUS${n}_URL" "http://127.0.0.1:$port"
 }
 
+redis_start_server() {
+  redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes --pidfile "$STATE/redis.pid" \
+    --dir "$STATE" --logfile "$STATE/redis.log" --save '' --appendonly no
+  local i
+  for ((i = 0; i < 50; i++)); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  write_env REDIS_PID "$(cat "$STATE/redis.pid")"
+}
+
 pg_start_server() {
   as_postgres "$PG_BIN/pg_ctl" -D "$STATE/pg/data" -l "$STATE/pg/pg.log" -w \
     -o "-p $PG_PORT -k $STATE/pg -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
@@ -503,7 +509,7 @@ stack_stop() {
     pids=()
     for pid in ${PROMETHEUS_PID:-} ${PROMETHEUS2_PID:-} ${ALERTMANAGER_PID:-} ${ALERTMANAGER2_PID:-} \
                ${EXPORTER_PID:-} ${EXPORTER2_PID:-} ${NGINX_PID:-} ${REDIS_PID:-}; do
-      cmd=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || continue
+      cmd=$(tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline") || continue
       [[ $cmd == *"$dir/"* || ( $pid == "${REDIS_PID:-}" && $cmd == redis-server*":${REDIS_PORT:-}"* ) ]] && pids+=("$pid")
     done
     for pid in "${pids[@]}"; do
@@ -573,6 +579,21 @@ stack_pg() {
   esac
 }
 
+stack_redis() {
+  local dir i
+  dir=$(stack_dir_arg "${2:-}")
+  # shellcheck disable=SC1091
+  . "$dir/stack.env"
+  STATE=$dir
+  case $1 in
+    stop)
+      redis-cli -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+      for ((i = 0; i < 50; i++)); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 || return 0; sleep 0.1; done
+      stack_log "Redis on $REDIS_PORT did not stop"; return 1 ;;
+    start) redis_start_server ;;
+  esac
+}
+
 stack_run() {
   # Not in $(...): the servers must stay children of this shell for `wait -n`.
   stack_start >/dev/null
@@ -610,6 +631,8 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     stop) stack_stop "${2:-}" ;;
     pg-stop) stack_pg stop "${2:-}" ;;
     pg-start) stack_pg start "${2:-}" ;;
+    redis-stop) stack_redis stop "${2:-}" ;;
+    redis-start) stack_redis start "${2:-}" ;;
     backup-age) stack_backup_age "$2" "${3:-}" ;;
     traffic) stack_traffic "${2:-}" ;;
     *) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 2 ;;

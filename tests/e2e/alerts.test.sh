@@ -26,13 +26,15 @@
 #      postgres ApphealthCollectorFailing are now inhibited by ApphealthDatabaseDown;
 #   3. PostgreSQL is started again and a fresh backup renamed to now: `resolve` events with the
 #      same dedup_key arrive.
-#   D. deduplication: each incident of 2-3 reached the stand-in PagerDuty exactly once (one
-#      trigger, one resolve), though two Prometheus sent every alert to two Alertmanagers;
-#      counted after a quiet period longer than group_interval + peer timeout.
-#   4. a second outage; as soon as the alert is in the Alertmanager that would send (cluster
-#      position 0), that one and Prometheus replica a are SIGKILLed, before group_wait ends:
-#      the surviving pair pages and resolves. One duplicate trigger (same dedup_key) would be
-#      tolerated as the window of phase 0; none is expected.
+#   D. deduplication: each incident of 2-3 paged the stand-in PagerDuty once (one trigger
+#      until the resolve, one dedup_key) and was resolved, though two Prometheus sent every
+#      alert to two Alertmanagers; counted after a quiet period longer than group_interval +
+#      peer timeout. A trigger after the resolve is reported, not failed: the known race of
+#      alertmanager#4008 (README), which the compressed test intervals make likelier.
+#   4. a Redis outage; as soon as the alert is in the Alertmanager that would send (cluster
+#      position 0), that one and Prometheus replica a are SIGKILLed, before its group_wait
+#      ends: the surviving pair pages (after the kill) and resolves. One duplicate trigger
+#      (same dedup_key) is tolerated as the window of phase 0; none is expected.
 #
 # Test-only shortcuts (documented in scripts/stack.sh): every rule's `for:` becomes 3s in a
 # copy of the rule files (APPHEALTH_RULES_FOR; checked below to be the only difference), and
@@ -451,21 +453,38 @@ check_resolve ApphealthDatabaseDown
 check_resolve ApphealthBackupTooOld
 
 # ---- D. each page exactly once, from two Prometheus through two Alertmanagers ---------------
-step "D. deduplication: one trigger and one resolve per incident"
+step "D. deduplication: one page per incident"
+# incident_summary GROUP [SINCE]: "TRIGGERS_UNTIL_FIRST_RESOLVE RESOLVES RETRIGGERS_AFTER LAST_ACTION KEYS"
+incident_summary() {
+  pd_events --group "$1" --since "${2:-0}" | awk '
+    $2 == "resolve" { r++; seen = 1 }
+    $2 == "trigger" { if (seen) re++; else t++ }
+    { last = $2; keys[$4] = 1 }
+    END { n = 0; for (k in keys) n++; print t + 0, r + 0, re + 0, (last == "" ? "none" : last), n }'
+}
+# check_incident GROUP WANT_TRIGGERS [SINCE]: that many triggers until the first resolve, one
+# dedup_key, ended by a resolve. A trigger after a resolve (and its resolve) is reported, not
+# failed: the Alertmanager race of alertmanager#4008 (a resolve reaching the members on either
+# side of a flush; README "Scaling out"), which no configuration here can rule out.
+check_incident() {
+  local t r re last keys
+  read -r t r re last keys <<<"$(incident_summary "$1" "${3:-0}")"
+  if [ "$t" = "$2" ] && [ "$r" -ge 1 ] && [ "$last" = resolve ] && [ "$keys" = 1 ]; then
+    pass "$1: $t trigger(s) until the resolve, one dedup_key, resolved$( [ "$re" = 0 ] || echo "; then $re re-trigger(s) after the resolve, resolved again (alertmanager#4008 race)")"
+  else fail "$1: $t trigger(s) until the first resolve (want $2), $r resolve(s), last event $last, $keys dedup key(s)" "$(pd_events --group "$1" --since "${3:-0}")"; fi
+}
 if wait_for 60 quiet_for $QUIET; then pass "no PagerDuty event for $QUIET s"
 else fail "PagerDuty events kept arriving"; fi
-for a in ApphealthDatabaseDown ApphealthBackupTooOld; do
-  t=$(pd_count trigger "$a"); r=$(pd_count resolve "$a")
-  if [ "$t" = 1 ] && [ "$r" = 1 ]; then pass "$a: exactly 1 trigger and 1 resolve at PagerDuty"
-  else fail "$a: $t triggers and $r resolves at PagerDuty (want 1 and 1)" "$(pd_events --group "$a")"; fi
-done
-t=$(pd_count trigger ApphealthTestPage); r=$(pd_count resolve ApphealthTestPage); keys=$(pd_keys ApphealthTestPage)
-if [ "$t" = 2 ] && [ "$r" = 1 ] && [ "$(wc -w <<<"$keys")" = 1 ]; then
-  pass "ApphealthTestPage (slow PagerDuty): 2 triggers and 1 resolve with one dedup_key, one PagerDuty incident"
-else fail "ApphealthTestPage: $t triggers, $r resolves, dedup keys: $keys (want 2, 1, one key)" "$(pd_events --group ApphealthTestPage)"; fi
+check_incident ApphealthDatabaseDown 1
+check_incident ApphealthBackupTooOld 1
+# Phase 0's slow PagerDuty: two pages that PagerDuty merges into one incident (one dedup_key).
+check_incident ApphealthTestPage 2
 
 # ---- 4. an Alertmanager and a Prometheus SIGKILLed during an incident ------------------------
-step "4. second outage; the sending Alertmanager and Prometheus replica a SIGKILLed mid-incident"
+# A Redis outage: an alert group no Alertmanager has seen yet, so the first notification waits
+# the whole group_wait (a group that notified in the last half minute would notify on its next
+# group_interval instead), which leaves time to kill its sender first.
+step "4. Redis outage; the sending Alertmanager and Prometheus replica a SIGKILLed as the alert reaches it"
 # The Alertmanager at cluster position 0 (the lower peer name) notifies at once; the other
 # waits the peer timeout and sends only what the first has not logged.
 n1=$(am_cluster "$ALERTMANAGER_URL" | cut -d' ' -f3); n2=$(am_cluster "$ALERTMANAGER2_URL" | cut -d' ' -f3)
@@ -473,7 +492,7 @@ if [[ $n1 < $n2 ]]; then VICTIM=0; else VICTIM=1; fi
 SURVIVOR=$((1 - VICTIM))
 AM_PIDS=("$ALERTMANAGER_PID" "$ALERTMANAGER2_PID")
 S4=$(now)
-bash scripts/stack.sh pg-stop "$STACK_DIR"
+bash scripts/stack.sh redis-stop "$STACK_DIR"
 # Poll the victim every 0.1 s and kill the moment it holds the alert (its group_wait is 10 s).
 if killed_after=$(python3 - "${AMS[$VICTIM]}" "${AM_PIDS[$VICTIM]}" "$PROMETHEUS_PID" "$S4" <<'PY'
 import json, os, signal, sys, time, urllib.request
@@ -481,7 +500,7 @@ url, am_pid, prom_pid, start = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), 
 deadline = time.time() + 30
 while time.time() < deadline:
     try:
-        with urllib.request.urlopen(url + "/api/v2/alerts?filter=alertname%3D%22ApphealthDatabaseDown%22", timeout=2) as r:
+        with urllib.request.urlopen(url + "/api/v2/alerts?filter=alertname%3D%22ApphealthRedisDown%22", timeout=2) as r:
             if any(a["status"]["state"] == "active" for a in json.load(r)):
                 os.kill(am_pid, signal.SIGKILL)
                 os.kill(prom_pid, signal.SIGKILL)
@@ -495,24 +514,27 @@ PY
 ); then
   KILLED=$(now)
   pass "SIGKILLed Alertmanager $((VICTIM + 1)) (cluster position 0) and Prometheus 1 (replica a) ${killed_after} s into the outage, as the alert reached it"
-else fail "ApphealthDatabaseDown never reached Alertmanager $((VICTIM + 1))"; KILLED=$(now); fi
+else fail "ApphealthRedisDown never reached Alertmanager $((VICTIM + 1))"; KILLED=$(now); fi
 PROMETHEUS_URL=$PROMETHEUS2_URL
-if wait_for 10 am_active ApphealthDatabaseDown main "${AMS[$SURVIVOR]}"; then pass "the surviving Alertmanager holds the alert"
+if wait_for 10 am_active ApphealthRedisDown jobs "${AMS[$SURVIVOR]}"; then pass "the surviving Alertmanager holds the alert"
 else fail "the surviving Alertmanager does not hold the alert"; fi
-if wait_for 60 pd_event trigger ApphealthDatabaseDown "$S4"; then
-  ev=$(pd_event trigger ApphealthDatabaseDown "$S4")
-  pass "the page arrives from the surviving pair, $(since "$KILLED") s after the kill"
-  check "  [FIRING:1] Database main is down" starts_and_contains "$(json_get "$ev" 'e["payload"]["summary"]')" "[FIRING:1] Database main is down" main
+if wait_for 60 pd_event trigger ApphealthRedisDown "$S4"; then
+  first=$(pd_events --group ApphealthRedisDown --action trigger --since "$S4" | head -n 1 | cut -d' ' -f1)
+  if awk -v a="$first" -v b="$KILLED" 'BEGIN { exit !(a > b) }'; then
+    pass "the page arrives from the surviving pair, $(awk -v a="$first" -v b="$KILLED" 'BEGIN { printf "%.0f", a - b }') s after the kill"
+  else fail "the first page came before the kill: the failover was not tested"; fi
+  ev=$(pd_event trigger ApphealthRedisDown "$S4")
+  check "  [FIRING:1] Redis jobs is down" starts_and_contains "$(json_get "$ev" 'e["payload"]["summary"]')" "[FIRING:1] Redis jobs is down" jobs
 else fail "no page after the kill"; fi
-bash scripts/stack.sh pg-start "$STACK_DIR"
+bash scripts/stack.sh redis-start "$STACK_DIR"
 RECOVERY=$(elapsed)
-check_resolve ApphealthDatabaseDown "$S4"
+check_resolve ApphealthRedisDown "$S4"
 if wait_for 60 quiet_for $QUIET; then pass "no PagerDuty event for $QUIET s"; else fail "PagerDuty events kept arriving"; fi
-t=$(pd_count trigger ApphealthDatabaseDown "$S4"); r=$(pd_count resolve ApphealthDatabaseDown "$S4")
-keys=$(pd_keys ApphealthDatabaseDown "$S4")
-if [ "$t" = 1 ]; then pass "exactly 1 trigger for this incident"
-elif [ "$t" = 2 ] && [ "$(wc -w <<<"$keys")" = 1 ]; then
+# One page expected; a second with the same dedup_key is Alertmanager's at-least-once window.
+read -r t r re last keys <<<"$(incident_summary ApphealthRedisDown "$S4")"
+if [ "$t" = 2 ] && [ "$keys" = 1 ]; then
   pass "2 triggers with one dedup_key: Alertmanager's at-least-once window (README); PagerDuty keeps one incident"
-else fail "$t triggers for one incident (dedup keys: $keys)"; fi
-if [ "$r" = 1 ] && [ "$(wc -w <<<"$keys")" = 1 ]; then pass "  1 resolve, one dedup_key for the whole incident"
-else fail "  $r resolves, dedup keys: $keys (want 1 and one key)"; fi
+  check_incident ApphealthRedisDown 2 "$S4"
+else
+  check_incident ApphealthRedisDown 1 "$S4"
+fi
