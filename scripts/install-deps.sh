@@ -18,6 +18,8 @@ PACKAGES=(
   wrk prometheus-postgres-exporter prometheus-redis-exporter
   # misc tools used by tests and scripts
   curl openssl procps docker-compose chromium
+  # the Debian package (tests/package/run.sh) and the status API's schema test
+  debhelper dpkg-dev lintian help2man systemd python3-jsonschema
 )
 
 missing=()

@@ -130,6 +130,7 @@ build release build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 stage ctest "${CTEST[@]}" build/release
 stage browser env APPHEALTH_EXPORTER="$RELEASE_EXPORTER" bash tests/browser/run.sh
 stage e2e env APPHEALTH_EXPORTER="$RELEASE_EXPORTER" bash tests/e2e/alerts.test.sh
+stage package env APPHEALTH_BUILD_DIR="$ROOT/build/release" bash tests/package/run.sh
 build sanitize build/sanitize -DCMAKE_BUILD_TYPE=Debug -DAPPHEALTH_SANITIZE=ON
 
 # ---- phase 3: the ASan+UBSan build ---------------------------------------------------------
