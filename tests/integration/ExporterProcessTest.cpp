@@ -105,7 +105,9 @@ TEST(ExporterHttp, EndpointsStatusesAndMethods) {
   EXPECT_EQ(landing.status, 200);
   EXPECT_EQ(landing.headers["content-type"], "text/html; charset=utf-8");
   EXPECT_NE(landing.body.find("<a href=\"/metrics\">"), std::string::npos);
-  EXPECT_NE(landing.body.find("<td>backup</td><td>nightly</td><td>200ms</td>"), std::string::npos);
+  EXPECT_NE(landing.body.find("<tr class=\"collector\" data-collector=\"backup\" data-target=\"nightly\""),
+            std::string::npos)
+      << landing.body;
   EXPECT_EQ(exporter.get("/nope").status, 404);
   EXPECT_EQ(exporter.get("/metricsx").status, 404);
   auto post = httpRequest("POST", exporter.url("/metrics"));
@@ -242,6 +244,7 @@ TEST(ExporterSecrets, PasswordsNeverReachLogsMetricsOrTheLandingPage) {
   ASSERT_TRUE(waitFor([&] { return exporter.metric("apphealth_db_up{target=\"main\"}") == 0.0; }, 5s));
   EXPECT_EQ(exporter.get("/metrics").body.find(secret), std::string::npos);
   EXPECT_EQ(exporter.get("/").body.find(secret), std::string::npos);
+  EXPECT_EQ(exporter.get("/api/v1/status").body.find(secret), std::string::npos);
   EXPECT_EQ(exporter.log().find(secret), std::string::npos);
   EXPECT_EQ(exporter.log().find("pw-7f3a9c"), std::string::npos);
 }

@@ -4,7 +4,6 @@
 
 #include <chrono>
 #include <cstring>
-#include <sstream>
 
 #include "collectors/access_log/AccessLogCollector.h"
 #include "collectors/backup/BackupCollector.h"
@@ -13,6 +12,7 @@
 #include "collectors/postgres/PostgresSqlMetricsCollector.h"
 #include "collectors/redis/RedisQueueCollector.h"
 #include "metrics/Exposition.h"
+#include "status/StatusReport.h"
 #include "util/Gzip.h"
 
 namespace apphealth {
@@ -21,20 +21,6 @@ namespace {
 
 double nowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-std::string htmlEscape(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
 }
 
 // 405 unless the method is one of `allowed` ("GET" implies HEAD).
@@ -221,7 +207,22 @@ void Exporter::installRoutes() {
   });
   server_->route("/-/reload", [this](mg_connection* c, const mg_request_info& r) { handleReload(c, r); });
   server_->route("/", [this](mg_connection* c, const mg_request_info& r) {
-    if (allowOnly(c, r, "GET")) sendResponse(c, {200, "text/html; charset=utf-8", landingPage(), {}});
+    if (!allowOnly(c, r, "GET")) return;
+    // Nothing on the page may run or load anything, whatever a target's error text holds.
+    sendResponse(c, {200, "text/html; charset=utf-8", renderStatusPage(statusInputs()),
+                     {{"Content-Security-Policy",
+                       "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+                       "frame-ancestors 'none'"},
+                      {"X-Content-Type-Options", "nosniff"},
+                      {"Cache-Control", "no-store"}}});
+  });
+  server_->route("/api/v1/status", [this](mg_connection* c, const mg_request_info& r) {
+    if (!allowOnly(c, r, "GET")) return;
+    const auto inputs = statusInputs();
+    // Uptime checkers that only look at the status code see "unhealthy" as 503.
+    const int code = evaluate(inputs).status == OverallStatus::Unhealthy ? 503 : 200;
+    sendResponse(c, {code, "application/json", renderStatusJson(inputs),
+                     {{"Cache-Control", "no-store"}, {"X-Content-Type-Options", "nosniff"}}});
   });
 }
 
@@ -249,37 +250,24 @@ void Exporter::handleReload(mg_connection* conn, const mg_request_info& request)
   }
 }
 
-std::string Exporter::landingPage() const {
+StatusInputs Exporter::statusInputs() const {
+  StatusInputs in;
   std::shared_ptr<const Config> config;
   {
     std::shared_lock lock(stateMutex_);
     config = config_;
+    in.collectors.reserve(runners_.size());
+    for (const auto& runner : runners_) in.collectors.push_back(runner->health());
   }
-  std::ostringstream html;
-  html << "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>apphealth exporter</title></head><body>"
-       << "<h1>apphealth exporter " << APPHEALTH_VERSION << "</h1><ul>"
-       << "<li><a href=\"/metrics\">/metrics</a></li><li><a href=\"/-/healthy\">/-/healthy</a></li>"
-       << "<li><a href=\"/-/ready\">/-/ready</a></li></ul>"
-       << "<h2>Targets</h2><p>Configuration: " << htmlEscape(config->source_file) << "</p><table border=\"1\">"
-       << "<tr><th>collector</th><th>target</th><th>interval</th></tr>";
-  auto row = [&](const char* kind, const std::string& name, Duration interval) {
-    html << "<tr><td>" << kind << "</td><td>" << htmlEscape(name) << "</td><td>" << formatDuration(interval)
-         << "</td></tr>";
-  };
-  for (const auto& t : config->postgres) row("postgres", t.name, t.interval);
-  for (const auto& t : config->redis) row("redis", t.name, t.interval);
-  for (const auto& t : config->backups) row("backup", t.name, t.interval);
-  for (const auto& t : config->access_logs) row("access_log", t.name, t.interval);
-  for (const auto& t : config->http_probes) row("http_probe", t.name, t.interval);
-  html << "</table>";
-  if (const auto& in = config->ingest; in.enabled) {
-    html << "<h2>Beacon ingest</h2><p>POST " << htmlEscape(in.vitals_path) << " and " << htmlEscape(in.errors_path)
-         << (in.listen_address.empty() ? std::string(" on this listener")
-                                       : " on its own listener, " + htmlEscape(in.listen_address))
-         << "</p>";
+  in.now = nowSeconds();
+  in.configFile = config->source_file;
+  in.lastReloadOk = lastReloadOk_;
+  if (const auto& ingest = config->ingest; ingest.enabled) {
+    in.ingest = "POST " + ingest.vitals_path + " and " + ingest.errors_path +
+                (ingest.listen_address.empty() ? std::string(" on this listener")
+                                               : " on its own listener, " + ingest.listen_address);
   }
-  html << "</body></html>\n";
-  return html.str();
+  return in;
 }
 
 }  // namespace apphealth

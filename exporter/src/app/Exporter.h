@@ -13,6 +13,7 @@
 #include "config/ConfigLoader.h"
 #include "http/HttpServer.h"
 #include "ingest/IngestEndpoints.h"
+#include "status/StatusReport.h"
 
 namespace apphealth {
 
@@ -42,7 +43,7 @@ class Exporter {
   std::shared_ptr<ingest::IngestEndpoints> ingest() const;
   void handleMetrics(mg_connection* conn, const mg_request_info& request) const;
   void handleReload(mg_connection* conn, const mg_request_info& request);
-  std::string landingPage() const;
+  StatusInputs statusInputs() const;
 
   const std::string configFile_;
   const HttpServerOptions httpOptions_;

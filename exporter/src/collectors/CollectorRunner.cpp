@@ -87,6 +87,7 @@ void CollectorRunner::publish(SnapshotBuilder& builder, const SampleResult& resu
   health.consecutiveFailures = result.ok ? 0 : health.consecutiveFailures + 1;
   health.lastDurationSeconds = durationSeconds;
   health.problem = result.problem;
+  health.checks = result.checks;
 
   const Labels labels = {{"collector", collector_}, {"target", target_}};
   builder.gauge("apphealth_collector_up", "Whether the collector's last sample of its target succeeded (1) or not (0).",

@@ -29,6 +29,7 @@ struct CollectorHealth {
   double failuresTotal = 0;
   int consecutiveFailures = 0;
   std::string problem;  // the last sample's failure reason or partial problem; empty when none
+  std::vector<StatusCheck> checks;  // the last sample's thresholds and values
 };
 
 class CollectorRunner {

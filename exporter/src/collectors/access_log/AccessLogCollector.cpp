@@ -4,12 +4,16 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
+#include <deque>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <vector>
 
 #include "collectors/access_log/AccessLogTailer.h"
 #include "collectors/access_log/AccessLogParser.h"
+#include "metrics/HistogramQuantile.h"
 #include "routes/RoutePatterns.h"
 
 namespace apphealth {
@@ -71,9 +75,41 @@ struct AccessLogState {
   std::uint64_t parsed = 0;
   std::uint64_t unparsable = 0;
   std::uint64_t oversizedCounted = 0;
+  // Totals at each sample of the last 5 minutes (and the one just before), for the status
+  // page's windowed 5xx share and p95, the windows the HTTP alerts use.
+  struct WindowPoint {
+    std::chrono::steady_clock::time_point at;
+    double requests = 0, errors = 0;
+    std::vector<BucketCount> buckets;
+  };
+  std::deque<WindowPoint> window;
   bool missingLogged = false;
   bool wasFollowing = false;
   std::uint64_t rotationsLogged = 0, truncationsLogged = 0;
+
+  // Adds this sample's totals; returns the 5xx share and the p95 over the last 5 minutes.
+  std::pair<double, double> windowed() {
+    WindowPoint now{std::chrono::steady_clock::now(), 0, 0, {}};
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      now.requests += static_cast<double>(requests[i]);
+      if (i % kCodeClassCount == 4) now.errors += static_cast<double>(requests[i]);
+    }
+    if (withDuration) {
+      for (const auto& b : duration.Collect().histogram.bucket) now.buckets.push_back({b.upper_bound, static_cast<double>(b.cumulative_count)});
+    }
+    window.push_back(std::move(now));
+    while (window.size() > 2 && window[1].at <= window.back().at - std::chrono::minutes(5)) window.pop_front();
+    const auto& first = window.front();
+    const auto& last = window.back();
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const double count = last.requests - first.requests;
+    const double ratio = count > 0 ? (last.errors - first.errors) / count : nan;
+    std::vector<BucketCount> delta = last.buckets;
+    for (std::size_t i = 0; i < delta.size() && i < first.buckets.size(); ++i) {
+      delta[i].cumulativeCount -= first.buckets[i].cumulativeCount;
+    }
+    return {ratio, withDuration ? histogramQuantile(0.95, delta) : nan};
+  }
 
   void count(std::string_view line) {
     AccessLogRecord record;
@@ -185,11 +221,20 @@ SampleResult AccessLogCollector::sample(SnapshotBuilder& out, std::stop_token st
                   "Request duration from the access log (the server's request time)." + helpSuffix_, log,
                   s.duration);
   }
-  if (status == AccessLogTailer::Status::Error) return SampleResult::failure(error);
-  if (status == AccessLogTailer::Status::Missing) {
-    return SampleResult::success(target_.path + " does not exist (yet); counting starts when it appears");
+  SampleResult result;
+  if (status == AccessLogTailer::Status::Error) {
+    result = SampleResult::failure(error);
+  } else if (status == AccessLogTailer::Status::Missing) {
+    result = SampleResult::success(target_.path + " does not exist (yet); counting starts when it appears");
   }
-  return SampleResult::success();
+  const auto [errorRatio, p95] = s.windowed();
+  result.checks.push_back({"5xx share, last 5 min", errorRatio, target_.error_ratio_threshold, "ratio",
+                           errorRatio > target_.error_ratio_threshold});
+  if (s.withDuration) {
+    result.checks.push_back({"p95 request time, last 5 min", p95, target_.latency_threshold_seconds, "s",
+                             p95 > target_.latency_threshold_seconds});
+  }
+  return result;
 }
 
 }  // namespace apphealth

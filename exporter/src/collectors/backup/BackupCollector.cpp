@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cctype>
 #include <ctime>
 #include <filesystem>
@@ -79,6 +80,21 @@ std::optional<bool> BackupCollector::verify(const BackupFile& file, const std::s
 }
 
 SampleResult BackupCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
+  std::optional<double> newestTime;
+  SampleResult result = scan(out, stop, newestTime);
+  // No backup at all counts as over the age threshold, as the "backup missing" alert sees it.
+  StatusCheck age{"age of the newest backup", kNoValue, toSeconds(target_.max_age), "s"};
+  if (result.ok) {
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    if (newestTime) age.value = now - *newestTime;
+    age.failing = !newestTime || age.value > age.threshold;
+  }
+  result.checks.push_back(std::move(age));
+  return result;
+}
+
+SampleResult BackupCollector::scan(SnapshotBuilder& out, const std::stop_token& stop,
+                                   std::optional<double>& newestTime) {
   const Labels labels = {{"backup", target_.name}};
   out.gauge("apphealth_threshold_backup_max_age_seconds", "Configured age above which the newest backup is too old.",
             labels, toSeconds(target_.max_age));
@@ -124,6 +140,7 @@ SampleResult BackupCollector::sample(SnapshotBuilder& out, std::stop_token stop)
     return a.time != b.time ? a.time > b.time : a.name > b.name;
   });
   const auto& newest = files.front();
+  newestTime = newest.time;
   out.gauge("apphealth_backup_last_timestamp_seconds", "Time of the newest backup (Unix seconds)." + helpSuffix_, labels,
             newest.time);
   out.gauge("apphealth_backup_last_size_bytes", "Size of the newest backup." + helpSuffix_, labels,

@@ -34,6 +34,8 @@ class BackupCollector : public Sampler {
   std::size_t hashesComputed() const { return hashesComputed_; }
 
  private:
+  // The sample itself; sets `newestTime` to the newest backup's time when there is one.
+  SampleResult scan(SnapshotBuilder& out, const std::stop_token& stop, std::optional<double>& newestTime);
   std::optional<bool> verify(const BackupFile& file, const std::stop_token& stop);
 
   BackupTarget target_;

@@ -278,7 +278,12 @@ SampleResult HttpProbeCollector::sample(SnapshotBuilder& out, std::stop_token st
   }
   if (!ran) return SampleResult::failure(cannotRun);
   // The collector works; the site's failure is the probe's verdict, shown on the status page.
-  return SampleResult::success(result.success ? std::string() : "probe failed: " + result.failure);
+  auto sampled = SampleResult::success(result.success ? std::string() : "probe failed: " + result.failure);
+  // The site's answer: a failed probe makes the overall status unhealthy, like a database that
+  // does not answer. The value is the probe's duration.
+  sampled.checks.push_back({"probe answered as expected", result.seconds, kNoValue, "s",
+                            !result.success, true});
+  return sampled;
 }
 
 }  // namespace apphealth

@@ -70,6 +70,10 @@ SampleResult PostgresCollector::sample(SnapshotBuilder& out, std::stop_token sto
     result = SampleResult::failure(e.what());
   }
   writeStatic(out, result.ok);
+  StatusCheck latency{"probe latency", kNoValue, target_.probe_latency_threshold_seconds, "s"};
+  if (result.ok) latency.value = lastProbeSeconds_;
+  latency.failing = latency.value > latency.threshold;
+  result.checks.push_back(std::move(latency));
   return result;
 }
 
@@ -107,7 +111,8 @@ SampleResult PostgresCollector::measure(SnapshotBuilder& out, const std::stop_to
     probeStart = std::chrono::steady_clock::now();
     connection_.query(target_.probe_query, deadline, stop);
   }
-  probeDuration_.Observe(secondsSince(probeStart));
+  lastProbeSeconds_ = secondsSince(probeStart);
+  probeDuration_.Observe(lastProbeSeconds_);
 
   // The probe answered: the database is up even if the statistics below fail (for example
   // when the monitoring role may not read pg_stat_activity).

@@ -24,6 +24,7 @@ class PostgresCollector : public Sampler {
   PgConnection connection_;
   prometheus::Histogram probeDuration_;
   double lastConnectSeconds_ = 0;
+  double lastProbeSeconds_ = 0;  // the probe round trip of the current sample
   std::string helpSuffix_;
 };
 

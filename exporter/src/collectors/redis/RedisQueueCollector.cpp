@@ -45,7 +45,7 @@ RedisQueueCollector::RedisQueueCollector(RedisTarget target)
   for (const auto& spec : target_.queues) layouts_.push_back(layoutFor(spec));
 }
 
-void RedisQueueCollector::writeStatic(SnapshotBuilder& out, bool up) {
+std::map<std::pair<std::string, std::string>, double> RedisQueueCollector::writeStatic(SnapshotBuilder& out, bool up) {
   const Labels labels = {{"target", target_.name}};
   out.gauge("apphealth_redis_up", "Whether Redis answered PING (1) or not (0)." + helpSuffix_, labels, up ? 1 : 0);
   out.histogram("apphealth_redis_probe_duration_seconds", "Round trip of PING on an open connection." + helpSuffix_,
@@ -82,6 +82,7 @@ void RedisQueueCollector::writeStatic(SnapshotBuilder& out, bool up) {
     out.gauge("apphealth_threshold_queue_jobs", "Configured job count above which a queue state needs attention.",
               {{"target", target_.name}, {"queue", queueState.first}, {"state", queueState.second}}, value);
   }
+  return thresholds;
 }
 
 SampleResult RedisQueueCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
@@ -89,6 +90,7 @@ SampleResult RedisQueueCollector::sample(SnapshotBuilder& out, std::stop_token s
   std::stop_callback onStop(stop, [this] { connection_.interrupt(); });
   SampleResult result;
   patternKeys_.clear();
+  lastJobs_.clear();
   try {
     measure(out);
   } catch (const RedisError& e) {
@@ -98,7 +100,12 @@ SampleResult RedisQueueCollector::sample(SnapshotBuilder& out, std::stop_token s
     result = SampleResult::failure(e.what());
     connection_.close();
   }
-  writeStatic(out, result.ok);
+  for (const auto& [queueState, threshold] : writeStatic(out, result.ok)) {
+    StatusCheck check{queueState.second + " jobs in " + queueState.first, kNoValue, threshold, "jobs"};
+    if (auto jobs = lastJobs_.find(queueState); result.ok && jobs != lastJobs_.end()) check.value = jobs->second;
+    check.failing = check.value > threshold;
+    result.checks.push_back(std::move(check));
+  }
   return result;
 }
 
@@ -277,6 +284,7 @@ void RedisQueueCollector::readLengths(std::vector<KeyRead>& keys, SnapshotBuilde
     out.gauge("apphealth_queue_jobs", "Jobs in a queue by state." + helpSuffix_,
               {{"target", target_.name}, {"queue", queueState.first}, {"state", queueState.second}}, count);
   }
+  lastJobs_ = std::move(jobs);
 }
 
 void RedisQueueCollector::readAges(SnapshotBuilder& out) {

@@ -5,6 +5,7 @@
 #include <prometheus/histogram.h>
 
 #include <set>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,12 +29,14 @@ class RedisQueueCollector : public Sampler {
   std::vector<KeyRead> expandPatterns(SnapshotBuilder& out);
   void readLengths(std::vector<KeyRead>& keys, SnapshotBuilder& out);
   void readAges(SnapshotBuilder& out);
-  void writeStatic(SnapshotBuilder& out, bool up);
+  // Writes up, the PING histogram and the thresholds; returns the thresholds by (queue, state).
+  std::map<std::pair<std::string, std::string>, double> writeStatic(SnapshotBuilder& out, bool up);
 
   RedisTarget target_;
   RedisEndpoint endpoint_;
   std::vector<QueueLayout> layouts_;
   std::vector<std::pair<std::size_t, std::string>> patternKeys_;  // (queue entry, key) seen last sample
+  std::map<std::pair<std::string, std::string>, double> lastJobs_;  // (queue, state) -> jobs, last sample
   RedisConnection connection_;
   prometheus::Histogram pingDuration_;
   std::string helpSuffix_;
