@@ -1,0 +1,36 @@
+"""What each alert rule fires on, in words, for the README table (keyed by alert name and
+severity). The backtest fails when an alert of rules/*.yml has no entry here: a new alert
+needs its sentence, and, if it pages, an incident scenario in scenarios/."""
+
+FIRES_WHEN = {
+    ("ApphealthExporterDown", "critical"): "Prometheus cannot scrape the exporter for 3 min",
+    ("ApphealthCollectorFailing", "warning"): "a collector reports failure for 10 min",
+    ("ApphealthCollectorStale", "warning"): "a collector's last success is older than 15 min",
+    ("ApphealthDatabaseDown", "critical"): "the database probe query fails for 2 min",
+    ("ApphealthDatabaseSlow", "warning"): "probe p95 over 5 min above the threshold (1 s) for 10 min",
+    ("ApphealthDatabaseConnectionsHigh", "critical"): "connections above 95 % of max_connections for 5 min",
+    ("ApphealthDatabaseConnectionsHigh", "warning"): "connections above 80 % of max_connections for 10 min",
+    ("ApphealthDatabaseLongTransaction", "warning"): "a transaction open for more than 1 h",
+    ("ApphealthRedisDown", "critical"): "Redis PING fails for 2 min",
+    ("ApphealthBackupTooOld", "critical"): "newest backup older than its max age (26 h) for 10 min",
+    ("ApphealthBackupMissing", "critical"): "no backup file at all for 10 min",
+    ("ApphealthBackupChecksumFailed", "warning"): "newest backup does not match its .sha256 (or has none) for 30 min",
+    ("ApphealthBackupSizeDropped", "warning"): "newest backup under 50 % of the previous one for 1 h",
+    ("ApphealthQueueBacklogHigh", "warning"): "waiting jobs above the queue's threshold for 15 min",
+    ("ApphealthQueueGrowing", "warning"): "waiting jobs (>= 100) growing > 60/h for 1 h",
+    ("ApphealthQueueFailedJobs", "warning"): "failed/dead jobs above the threshold (100) for 15 min",
+    ("ApphealthQueueStalled", "critical"): "oldest waiting job older than 1 h",
+    ("ApphealthQueueStalled", "warning"): "oldest waiting job older than 15 min",
+    ("ApphealthHTTPErrorRatioHigh", "critical"): "5xx share over 5 min above the threshold (5 %) for 5 min, >= 100 requests",
+    ("ApphealthHTTPErrorRatioHigh", "warning"): "5xx share over 5 min above 2 % for 15 min, >= 100 requests",
+    ("ApphealthHTTPLatencyHigh", "warning"): "p95 response time over 5 min above the threshold (2 s) for 10 min",
+    ("ApphealthProbeFailing", "critical"): "the HTTP probe fails for 3 min",
+    ("ApphealthTLSCertExpiringSoon", "warning"): "the served certificate expires in less than 14 days",
+    ("ApphealthErrorBudgetBurn", "critical"): "error budget (99.9 %) burning 14.4x (1 h and 5 min) or 6x (6 h and 30 min)",
+    ("ApphealthErrorBudgetBurn", "warning"): "error budget burning 1x over 3 days and 6 h",
+    ("ApphealthWebVitalPoor", "warning"): "LCP/INP/CLS p75 over 1 h poor for 30 min, >= 50 observations",
+    ("ApphealthWebVitalNeedsImprovement", "info"): "LCP/INP/CLS p75 over 1 h between good and poor for 1 h",
+    ("ApphealthWebVitalLCPRegression", "warning"): "LCP p75 over 1 h 20 % above the same hour last week",
+    ("ApphealthClientErrorRateUp", "warning"): "client errors per page view 1.5x the same hour yesterday for 30 min",
+    ("ApphealthIngestSilent", "warning"): "no page views for an hour that had >= 20 yesterday",
+}
