@@ -237,7 +237,7 @@ TEST(AccessLogCollector, RequestTimeRoutesAndJsonLines) {
       logEntry("timed", nginx.file("timed.log"),
                "    format: combined_request_time\n"
                "    routes: [\"/tutors/:id\", \"/blog/*\", \"/ok\"]\n"
-               "    thresholds: {error_ratio: 0.02, latency: 750ms}\n") +
+               "    thresholds: {error_ratio: 0.02, latency: 750ms, slo_objective: 0.995}\n") +
       logEntry("json", nginx.file("json.log"), "    format: json\n")));
   ASSERT_TRUE(waitFor([&] { return exporter.metrics().count("apphealth_log_lines_total{log=\"json\",result=\"parsed\"}") > 0; }, 5s));
 
@@ -278,6 +278,7 @@ TEST(AccessLogCollector, RequestTimeRoutesAndJsonLines) {
   EXPECT_EQ(m.at("apphealth_http_request_duration_seconds_bucket{log=\"timed\",le=\"0.75\"}"), n);  // the threshold
   EXPECT_EQ(m.at("apphealth_threshold_http_error_ratio{log=\"timed\"}"), 0.02);
   EXPECT_EQ(m.at("apphealth_threshold_http_latency_seconds{log=\"timed\"}"), 0.75);
+  EXPECT_EQ(m.at("apphealth_threshold_slo_objective{log=\"timed\"}"), 0.995);
 
   EXPECT_EQ(series("json", "GET", "", "2xx"), 6);  // no routes configured: no route label
   EXPECT_EQ(series("json", "GET", "", "4xx"), 1);
@@ -287,6 +288,7 @@ TEST(AccessLogCollector, RequestTimeRoutesAndJsonLines) {
   EXPECT_EQ(m.at("apphealth_http_request_duration_seconds_count{log=\"json\"}"), n);
   EXPECT_EQ(m.at("apphealth_log_lines_total{log=\"json\",result=\"unparsable\"}"), 0);
   EXPECT_EQ(m.at("apphealth_threshold_http_latency_seconds{log=\"json\"}"), 2);
+  EXPECT_EQ(m.at("apphealth_threshold_slo_objective{log=\"json\"}"), 0.999);  // the default
 }
 
 TEST(AccessLogCollector, FileMissingAtStartIsNoFailureAndIsReadWhenItAppears) {

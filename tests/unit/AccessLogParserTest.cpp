@@ -257,7 +257,7 @@ access_logs:
     routes: ["/tutors/:id", "/blog/*"]
     start_at: beginning
     interval: 250ms
-    thresholds: {error_ratio: 0.02, latency: 500ms}
+    thresholds: {error_ratio: 0.02, latency: 500ms, slo_objective: 0.995}
 )", "c.yml");
   ASSERT_TRUE(result.errors.empty()) << result.errors.front().format();
   const auto& logs = result.config->access_logs;
@@ -267,6 +267,7 @@ access_logs:
   EXPECT_FALSE(logs[0].start_at_beginning);
   EXPECT_DOUBLE_EQ(logs[0].error_ratio_threshold, 0.05);
   EXPECT_DOUBLE_EQ(logs[0].latency_threshold_seconds, 2.0);
+  EXPECT_DOUBLE_EQ(logs[0].slo_objective, 0.999);
   EXPECT_TRUE(logs[0].routes.empty());
   EXPECT_FALSE(logs[0].hasRequestTime());
   EXPECT_EQ(logs[1].format, AccessLogFormat::Json);
@@ -279,6 +280,7 @@ access_logs:
   EXPECT_EQ(logs[1].interval, 250ms);
   EXPECT_DOUBLE_EQ(logs[1].error_ratio_threshold, 0.02);
   EXPECT_DOUBLE_EQ(logs[1].latency_threshold_seconds, 0.5);
+  EXPECT_DOUBLE_EQ(logs[1].slo_objective, 0.995);
   EXPECT_TRUE(logs[1].hasRequestTime());
 }
 
@@ -294,6 +296,15 @@ TEST(AccessLogConfig, ErrorsWithPositions) {
     thresholds: {error_ratio: 1.5, latency: fast, p99: 1s}
     intervall: 1s
   - name: web
+  - name: pct
+    path: /var/log/pct.log
+    thresholds: {slo_objective: 99.9}
+  - name: one
+    path: /var/log/one.log
+    thresholds: {slo_objective: 1}
+  - name: low
+    path: /var/log/low.log
+    thresholds: {slo_objective: 0.001}
 )");
   const std::vector<std::string> expected = {
       "c.yml:3:11: path must be absolute",
@@ -310,6 +321,9 @@ TEST(AccessLogConfig, ErrorsWithPositions) {
       "c.yml:10:5: unknown key 'intervall' in an access log",
       "c.yml:11:11: duplicate access log target name 'web'",
       "c.yml:11:5: an access log needs 'path'",
+      "c.yml:14:33: 'slo_objective' is out of range",
+      "c.yml:17:33: 'slo_objective' is the share of requests that must succeed, at least 0.5 and below 1 (e.g. 0.999 for 99.9 %)",
+      "c.yml:20:33: 'slo_objective' is the share of requests that must succeed, at least 0.5 and below 1 (e.g. 0.999 for 99.9 %)",
   };
   for (const auto& e : expected) {
     EXPECT_NE(std::find(errors.begin(), errors.end(), e), errors.end()) << "missing: " << e;

@@ -28,6 +28,9 @@ struct AccessLogJsonFields {
 
 inline constexpr double kDefaultHttpErrorRatioThreshold = 0.05;
 inline constexpr double kDefaultHttpLatencyThresholdSeconds = 2.0;
+// Availability objective of the error-budget (SLO burn-rate) alerts: the share of requests
+// that must not answer 5xx.
+inline constexpr double kDefaultSloObjective = 0.999;
 
 struct AccessLogTarget {
   std::string name;
@@ -41,6 +44,7 @@ struct AccessLogTarget {
   Duration interval = std::chrono::seconds(1);
   double error_ratio_threshold = kDefaultHttpErrorRatioThreshold;
   double latency_threshold_seconds = kDefaultHttpLatencyThresholdSeconds;
+  double slo_objective = kDefaultSloObjective;
 
   bool hasRequestTime() const {
     return format == AccessLogFormat::CombinedRequestTime ||

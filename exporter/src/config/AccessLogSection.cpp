@@ -46,6 +46,18 @@ void thresholds(LoadContext& ctx, YamlReader::Map& map, AccessLogTarget& t) {
   th.getDouble("error_ratio", t.error_ratio_threshold, 0.0, 1.0);
   Duration latency{};
   if (th.getDuration("latency", latency, 1ms, 1h)) t.latency_threshold_seconds = toSeconds(latency);
+  // An objective of 1 leaves no error budget (every burn rate is infinite); below 0.5 it is
+  // almost certainly a percentage written as a ratio's complement or a typo.
+  double objective = t.slo_objective;
+  if (th.getDouble("slo_objective", objective, 0.0, 1.0)) {
+    if (objective < 0.5 || objective >= 1.0) {
+      ctx.reader().error(th.node("slo_objective"),
+                         "'slo_objective' is the share of requests that must succeed, at least 0.5 and below 1 "
+                         "(e.g. 0.999 for 99.9 %)");
+    } else {
+      t.slo_objective = objective;
+    }
+  }
 }
 
 }  // namespace

@@ -193,6 +193,9 @@ SampleResult AccessLogCollector::sample(SnapshotBuilder& out, std::stop_token st
   out.gauge("apphealth_threshold_http_latency_seconds",
             "Configured request duration above which a response counts as slow.", log,
             target_.latency_threshold_seconds);
+  out.gauge("apphealth_threshold_slo_objective",
+            "Configured availability objective: the share of requests that must not answer 5xx (error budget = 1 - objective).",
+            log, target_.slo_objective);
   const std::string linesHelp = "Access-log lines read, by whether they could be parsed." + helpSuffix_;
   out.counter("apphealth_log_lines_total", linesHelp, {{"log", name}, {"result", "parsed"}},
               static_cast<double>(s.parsed));
