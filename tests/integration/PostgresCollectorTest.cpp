@@ -3,8 +3,12 @@
 // collector recovers without a restart, and that it leaks no connections.
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -260,6 +264,78 @@ TEST(PostgresCollector, ProbeBlockedByALockTimesOutAndOldTransactionsAreAged) {
   holder.exec("COMMIT");
   ASSERT_TRUE(waitUp(exporter, 1, kRecoverWithin)) << exporter.log();
   EXPECT_TRUE(waitFor([&] { return exporter.metric(kOldestTx) == 0; }, 1s));
+}
+
+// A real pg_dump whose output nobody reads: it blocks writing to the full pipe in the middle of
+// a large table, with its REPEATABLE READ transaction open, like a slow nightly dump.
+class BlockedDump {
+ public:
+  explicit BlockedDump(const TempPostgres& pg) {
+    int fds[2];
+    if (pipe(fds) != 0) throw std::runtime_error("pipe failed");
+    pid_ = fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // a test killed by ctest's timeout takes it along
+      dup2(fds[1], STDOUT_FILENO);
+      close(fds[0]);
+      close(fds[1]);
+      const std::string port = std::to_string(pg.port());
+      execl("/usr/lib/postgresql/15/bin/pg_dump", "pg_dump", "-h", "127.0.0.1", "-p", port.c_str(), "-U",
+            "postgres", "-d", "postgres", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(fds[1]);
+    readEnd_ = fds[0];  // kept open and never read: pg_dump blocks once the pipe is full
+  }
+  ~BlockedDump() {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    close(readEnd_);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int readEnd_ = -1;
+};
+
+TEST(PostgresCollector, OldestTransactionLeavesOutBackupToolsButSeesTheApplication) {
+  TempPostgres pg;
+  // About 50 MB of rows: far more than the pipe and the loopback socket buffers hold, so
+  // pg_dump stops inside the COPY and its backend waits to write (ClientWrite).
+  pg.query("CREATE TABLE big AS SELECT g AS id, repeat('x', 100) AS filler FROM generate_series(1, 400000) g");
+  ExporterProcess exporter(configFor(pg) + "  - name: all\n"
+                                           "    dsn: \"" + pg.dsn() + "\"\n"
+                                           "    interval: 300ms\n"
+                                           "    timeout: 300ms\n"
+                                           "    oldest_transaction_exclude_applications: []\n");
+  const std::string allOldest = "apphealth_db_oldest_transaction_age_seconds{target=\"all\"}";
+  ASSERT_TRUE(waitUp(exporter, 1, 5s)) << exporter.log();
+
+  BlockedDump dump(pg);
+  const auto dumpStarted = Clock::now();
+  ASSERT_TRUE(waitFor([&] {
+    return pg.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' "
+                    "AND xact_start IS NOT NULL AND wait_event = 'ClientWrite'") == "1";
+  }, 20s)) << "pg_dump did not block on its output";
+  // The target that excludes nothing sees the dump's transaction age...
+  ASSERT_TRUE(waitFor([&] { return exporter.metric(allOldest).value_or(0) >= 1.5; }, 5s)) << exporter.log();
+  // ...the default one does not, although the dump's transaction is still open.
+  EXPECT_LT(exporter.metric(kOldestTx).value_or(99), 1.0);
+  EXPECT_EQ(pg.query("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' "
+                     "AND xact_start < now() - interval '1 second'"), "1");
+
+  // An application transaction opened now is still seen, and only its own age is reported.
+  Session app(pg);
+  app.exec("BEGIN");
+  app.exec("SELECT count(*) FROM big");
+  const auto appBegun = Clock::now();
+  ASSERT_TRUE(waitFor([&] { return exporter.metric(kOldestTx).value_or(0) >= 1.0; }, 5s)) << exporter.log();
+  const double seen = exporter.metric(kOldestTx).value_or(0);
+  EXPECT_LE(seen, secondsSince(appBegun) + 0.05);
+  EXPECT_LT(seen, secondsSince(dumpStarted) - 1.0);  // not the dump's age
+  app.exec("COMMIT");
+  EXPECT_TRUE(waitFor([&] { return exporter.metric(kOldestTx).value_or(99) < 1.0; }, 5s));
 }
 
 TEST(PostgresCollector, NoConnectionLeaksAcrossTimeoutsReloadsAndARestart) {

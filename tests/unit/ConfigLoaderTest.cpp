@@ -30,6 +30,7 @@ postgres:
     timeout: 3s
     thresholds:
       probe_latency: 250ms
+    oldest_transaction_exclude_applications: [pg_dump, "nightly backup"]
 redis:
   - name: jobs
     address: unix:/run/redis/redis.sock
@@ -55,6 +56,10 @@ backups:
   EXPECT_EQ(c.postgres[0].password.env, "APPHEALTH_TEST_REDIS_PASSWORD");
   EXPECT_EQ(c.postgres[1].dsn, "host='10.0.0.2' dbname='app' user='monitor'");
   EXPECT_DOUBLE_EQ(c.postgres[1].probe_latency_threshold_seconds, 0.25);
+  EXPECT_EQ(c.postgres[0].oldest_transaction_exclude_applications,
+            (std::vector<std::string>{"pg_dump", "pg_dumpall", "pg_basebackup"}));
+  EXPECT_EQ(c.postgres[1].oldest_transaction_exclude_applications,
+            (std::vector<std::string>{"pg_dump", "nightly backup"}));
   ASSERT_EQ(c.redis.size(), 1u);
   EXPECT_EQ(c.redis[0].unix_socket, "/run/redis/redis.sock");
   ASSERT_EQ(c.redis[0].queues.size(), 2u);
@@ -64,6 +69,19 @@ backups:
   ASSERT_EQ(c.backups.size(), 1u);
   EXPECT_EQ(c.backups[0].max_age, 26h);
   EXPECT_TRUE(c.backups[0].verify_checksum);
+}
+
+TEST(ConfigLoader, ExcludedApplicationsAreValidApplicationNames) {
+  const auto errors = errorsOf(R"(postgres:
+  - name: main
+    dsn: "host=127.0.0.1"
+    oldest_transaction_exclude_applications: ["", "0123456789012345678901234567890123456789012345678901234567890123"]
+  - name: none
+    dsn: "host=127.0.0.1"
+    oldest_transaction_exclude_applications: []
+)");
+  EXPECT_EQ(errors, (std::vector<std::string>{"c.yml:4:47: an application_name has 1 to 63 bytes",
+                                              "c.yml:4:51: an application_name has 1 to 63 bytes"}));
 }
 
 TEST(ConfigLoader, EmptyFileIsValid) {

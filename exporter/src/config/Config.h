@@ -26,6 +26,9 @@ struct PostgresTarget {
   Duration interval = 15s;
   Duration timeout = 5s;
   double probe_latency_threshold_seconds = 1.0;
+  // Sessions whose application_name is listed are left out of the oldest-transaction age:
+  // a dump holds one transaction for as long as it runs, which is no sign of trouble.
+  std::vector<std::string> oldest_transaction_exclude_applications = {"pg_dump", "pg_dumpall", "pg_basebackup"};
   std::vector<SqlMetricSpec> sql_metrics;  // each runs as its own collector "sql"
 };
 

@@ -49,6 +49,16 @@ std::optional<PostgresTarget> parsePostgresTarget(LoadContext& ctx, const YAML::
       t.probe_latency_threshold_seconds = toSeconds(latency);
     }
   }
+  if (map.getStringList("oldest_transaction_exclude_applications", t.oldest_transaction_exclude_applications)) {
+    auto list = map.node("oldest_transaction_exclude_applications");
+    for (std::size_t i = 0; i < t.oldest_transaction_exclude_applications.size() && i < list.size(); ++i) {
+      const auto& name = t.oldest_transaction_exclude_applications[i];
+      // PostgreSQL keeps the first 63 bytes of application_name (NAMEDATALEN - 1).
+      if (name.empty() || name.size() > 63 || name.find('\0') != std::string::npos) {
+        ctx.reader().error(list[i], "an application_name has 1 to 63 bytes");
+      }
+    }
+  }
   parseSqlMetrics(ctx, map, {"postgres", t.name, t.interval, t.timeout}, t.sql_metrics);
   return t;
 }

@@ -16,10 +16,22 @@ const prometheus::Histogram::BucketBoundaries kProbeBuckets = {
 constexpr const char* kConnectionsQuery =
     "SELECT coalesce(state, 'unknown'), count(*) FROM pg_stat_activity "
     "WHERE backend_type = 'client backend' GROUP BY 1";
-constexpr const char* kSettingsQuery =
-    "SELECT current_setting('max_connections')::int, "
-    "coalesce((SELECT extract(epoch FROM max(clock_timestamp() - xact_start)) FROM pg_stat_activity "
-    "WHERE xact_start IS NOT NULL AND backend_type = 'client backend' AND pid <> pg_backend_pid()), 0)";
+std::string sqlLiteral(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) out += c == '\'' ? std::string("''") : std::string(1, c);
+  return out + "'";
+}
+
+// max_connections, and the age of the oldest open transaction of a client backend other than
+// ours and those of the excluded applications (backup tools).
+std::string settingsQuery(const std::vector<std::string>& excludedApplications) {
+  std::string excluded;
+  for (const auto& name : excludedApplications) excluded += (excluded.empty() ? "" : ", ") + sqlLiteral(name);
+  return "SELECT current_setting('max_connections')::int, "
+         "coalesce((SELECT extract(epoch FROM max(clock_timestamp() - xact_start)) FROM pg_stat_activity "
+         "WHERE xact_start IS NOT NULL AND backend_type = 'client backend' AND pid <> pg_backend_pid()" +
+         (excluded.empty() ? std::string() : " AND application_name NOT IN (" + excluded + ")") + "), 0)";
+}
 
 // pg_stat_activity states, as label values without spaces. The set is closed, so the label
 // cannot grow: anything new lands in "other".
@@ -45,6 +57,7 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
 PostgresCollector::PostgresCollector(PostgresTarget target)
     : target_(std::move(target)),
       probeDuration_(kProbeBuckets),
+      settingsQuery_(settingsQuery(target_.oldest_transaction_exclude_applications)),
       helpSuffix_(" Sampled every " + formatDuration(target_.interval) + ".") {}
 
 void PostgresCollector::writeStatic(SnapshotBuilder& out, bool up) {
@@ -118,11 +131,11 @@ SampleResult PostgresCollector::measure(SnapshotBuilder& out, const std::stop_to
   // when the monitoring role may not read pg_stat_activity).
   const Labels labels = {{"target", target_.name}};
   try {
-    const auto settings = connection_.query(kSettingsQuery, deadline, stop);
+    const auto settings = connection_.query(settingsQuery_, deadline, stop);
     out.gauge("apphealth_db_max_connections", "The server's max_connections setting." + helpSuffix_, labels,
               std::stod(settings.value(0, 0)));
     out.gauge("apphealth_db_oldest_transaction_age_seconds",
-              "Age of the oldest open transaction of any client backend (0: none)." + helpSuffix_, labels,
+              "Age of the oldest open transaction of a client backend, backup tools excluded (0: none)." + helpSuffix_, labels,
               std::stod(settings.value(0, 1)));
     const auto connections = connection_.query(kConnectionsQuery, deadline, stop);
     std::map<std::string, double> byState;

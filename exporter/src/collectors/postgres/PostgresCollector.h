@@ -23,6 +23,7 @@ class PostgresCollector : public Sampler {
   PostgresTarget target_;
   PgConnection connection_;
   prometheus::Histogram probeDuration_;
+  std::string settingsQuery_;  // built once: the excluded applications are part of the text
   double lastConnectSeconds_ = 0;
   double lastProbeSeconds_ = 0;  // the probe round trip of the current sample
   std::string helpSuffix_;
