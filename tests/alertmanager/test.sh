@@ -86,6 +86,8 @@ render database_down.json apphealth.runbook_url "docs/runbooks/database.md#apphe
 render database_down.json apphealth.silence_url "/#/silences/new?filter=%7Balertname%3D%22ApphealthDatabaseDown%22"
 render database_down.json apphealth.text "- [critical] Database main is down" text .Alerts.Firing
 render queue_mixed.json   apphealth.title "[FIRING:1] ApphealthQueueBacklogHigh on jobs"
+render availability_group.json apphealth.title "[FIRING:2] 10% of requests to web fail with 5xx (2 alerts)"
+render availability_group.json apphealth.pagerduty.severity "critical"
 render queue_mixed.json   apphealth.slack.text "*Resolved:*"
 render queue_mixed.json   apphealth.slack.color "warning"
 render queue_mixed.json   apphealth.email.text "resolved 2024-05-01 03:10:00 UTC"
