@@ -20,6 +20,8 @@ PACKAGES=(
   curl openssl procps docker-compose chromium
   # the Debian package (tests/package/run.sh) and the status API's schema test
   debhelper dpkg-dev lintian help2man systemd python3-jsonschema
+  # the alert backtest (tests/rules/backtest/)
+  python3-yaml
 )
 
 missing=()

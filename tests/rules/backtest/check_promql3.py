@@ -46,24 +46,35 @@ def exprs():
         yield from walk(json.load(open(path)), "")
 
 
+def check(kind, where, expr, findings):
+    for m in BUCKET.finditer(expr):
+        value = m.group(3)
+        if value not in ("+Inf", "-Inf") and "." not in value:
+            findings.append('%s: %s%s"%s" matches nothing in Prometheus 3 (stored as "%s.0")'
+                            % (where, m.group(1), m.group(2), value, value))
+    if kind == "rule":
+        for m in REGEX.finditer(expr):
+            if re.search(r'(?<!\\)\.', m.group(2)):
+                findings.append('%s: regex "%s" uses `.`, which matches newlines in Prometheus 3'
+                                % (where, m.group(2)))
+        for m in RANGE.finditer(STRING.sub('""', expr)):
+            if int(m.group(1)) * UNIT[m.group(2)] < 120:
+                findings.append("%s: range [%s%s] is under 2 minutes: left-open in Prometheus 3, it "
+                                "loses a sample" % (where, m.group(1), m.group(2)))
+
+
 def main():
+    # The check itself must catch each form (a check that cannot fail proves nothing).
+    for bad in ('sum(rate(x_bucket{le="1"}[5m]))', 'rate(x[1m])', 'x{state=~"a.b"}'):
+        found = []
+        check("rule", "self-test", bad, found)
+        if not found:
+            print("FAIL - check_promql3.py does not flag %s" % bad)
+            return 1
     findings, checked = [], 0
     for kind, where, expr in exprs():
         checked += 1
-        for m in BUCKET.finditer(expr):
-            value = m.group(3)
-            if value not in ("+Inf", "-Inf") and "." not in value:
-                findings.append('%s: %s%s"%s" matches nothing in Prometheus 3 (stored as "%s.0")'
-                                % (where, m.group(1), m.group(2), value, value))
-        if kind == "rule":
-            for m in REGEX.finditer(expr):
-                if re.search(r'(?<!\\)\.', m.group(2)):
-                    findings.append('%s: regex "%s" uses `.`, which matches newlines in Prometheus 3'
-                                    % (where, m.group(2)))
-            for m in RANGE.finditer(STRING.sub('""', expr)):
-                if int(m.group(1)) * UNIT[m.group(2)] < 120:
-                    findings.append("%s: range [%s%s] is under 2 minutes: left-open in Prometheus 3, it "
-                                    "loses a sample" % (where, m.group(1), m.group(2)))
+        check(kind, where, expr, findings)
     for f in findings:
         print("FAIL - " + f)
     print("ok   - %d PromQL expressions of rules/ and dashboards/ checked for Prometheus 3 forms" % checked
