@@ -358,13 +358,16 @@ class Alertmanager:
         self.inhibit = [(parse_matchers(r.get("source_matchers")), parse_matchers(r.get("target_matchers")),
                          r.get("equal", [])) for r in cfg.get("inhibit_rules", [])]
 
-    def route_for(self, labels, route=None, group_by=None, path="root"):
+    def route_for(self, labels, route=None, group_by=None, receiver=None, path="root"):
+        """(receiver, route path, group_by) of the first matching route, depth first; a route
+        inherits receiver and group_by from its parent, as in Alertmanager."""
         route = route or self.route
         group_by = route.get("group_by", group_by)
+        receiver = route.get("receiver", receiver)
         for i, child in enumerate(route.get("routes", []) or []):
             if matches(parse_matchers(child.get("matchers")), labels):
-                return self.route_for(labels, child, group_by, "%s/%d" % (path, i))
-        return route.get("receiver"), path, group_by
+                return self.route_for(labels, child, group_by, receiver, "%s/%d" % (path, i))
+        return receiver, path, group_by
 
     def group_key(self, labels):
         receiver, path, group_by = self.route_for(labels)

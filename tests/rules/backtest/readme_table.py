@@ -39,7 +39,7 @@ def render(result):
 
 
 def section(text):
-    m = re.search(re.escape(BEGIN) + r"\n(.*?)\n" + re.escape(END), text, re.S)
+    m = re.search(re.escape(BEGIN) + r"\n(.*?)\n?" + re.escape(END), text, re.S)
     return m.group(1) if m else None
 
 
@@ -47,7 +47,7 @@ def update(path, table):
     text = open(path, encoding="utf-8").read()
     if section(text) is None:
         raise SystemExit("%s has no backtest table markers" % path)
-    text = re.sub(re.escape(BEGIN) + r"\n.*?\n" + re.escape(END), lambda _: BEGIN + "\n" + table + "\n" + END, text,
+    text = re.sub(re.escape(BEGIN) + r"\n.*?\n?" + re.escape(END), lambda _: BEGIN + "\n" + table + "\n" + END, text,
                   flags=re.S)
     open(path, "w", encoding="utf-8").write(text)
 
