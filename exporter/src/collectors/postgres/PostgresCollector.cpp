@@ -9,10 +9,6 @@ namespace apphealth {
 
 namespace {
 
-// Includes the 1 s default threshold, and enough resolution below it for p50/p95/p99.
-const prometheus::Histogram::BucketBoundaries kProbeBuckets = {
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-
 constexpr const char* kConnectionsQuery =
     "SELECT coalesce(state, 'unknown'), count(*) FROM pg_stat_activity "
     "WHERE backend_type = 'client backend' GROUP BY 1";
@@ -56,24 +52,8 @@ double secondsSince(std::chrono::steady_clock::time_point start) {
 
 PostgresCollector::PostgresCollector(PostgresTarget target)
     : target_(std::move(target)),
-      probeDuration_(kProbeBuckets),
       settingsQuery_(settingsQuery(target_.oldest_transaction_exclude_applications)),
-      helpSuffix_(" Sampled every " + formatDuration(target_.interval) + ".") {}
-
-void PostgresCollector::writeStatic(SnapshotBuilder& out, bool up) {
-  const Labels labels = {{"target", target_.name}};
-  out.gauge("apphealth_db_up", "Whether the database answered the probe query (1) or not (0)." + helpSuffix_,
-            labels, up ? 1 : 0);
-  out.histogram("apphealth_db_probe_duration_seconds",
-                "Round trip of the probe query on an open connection." + helpSuffix_, labels, probeDuration_);
-  out.gauge("apphealth_threshold_db_probe_latency_seconds",
-            "Configured probe latency above which the database counts as slow.", labels,
-            target_.probe_latency_threshold_seconds);
-  if (lastConnectSeconds_ > 0) {
-    out.gauge("apphealth_db_connect_duration_seconds", "How long the last (re)connect took." + helpSuffix_,
-              labels, lastConnectSeconds_);
-  }
-}
+      metrics_(target_.name, target_.interval, target_.probe_latency_threshold_seconds) {}
 
 SampleResult PostgresCollector::sample(SnapshotBuilder& out, std::stop_token stop) {
   SampleResult result;
@@ -82,11 +62,8 @@ SampleResult PostgresCollector::sample(SnapshotBuilder& out, std::stop_token sto
   } catch (const std::runtime_error& e) {  // PgError, an unreadable password file and the like
     result = SampleResult::failure(e.what());
   }
-  writeStatic(out, result.ok);
-  StatusCheck latency{"probe latency", kNoValue, target_.probe_latency_threshold_seconds, "s"};
-  if (result.ok) latency.value = lastProbeSeconds_;
-  latency.failing = latency.value > latency.threshold;
-  result.checks.push_back(std::move(latency));
+  metrics_.writeProbe(out, result.ok);
+  result.checks.push_back(metrics_.latencyCheck(result.ok));
   return result;
 }
 
@@ -100,8 +77,9 @@ void PostgresCollector::connect(Deadline deadline, const std::stop_token& stop) 
   params.statement_timeout = std::max<Duration>(target_.timeout * 4 / 5, Duration(1));
   const auto started = std::chrono::steady_clock::now();
   connection_.connect(params, deadline, stop);
-  lastConnectSeconds_ = secondsSince(started);
-  spdlog::info("postgres target {}: connected in {:.3f}s", target_.name, lastConnectSeconds_);
+  const double took = secondsSince(started);
+  metrics_.connected(took);
+  spdlog::info("postgres target {}: connected in {:.3f}s", target_.name, took);
 }
 
 SampleResult PostgresCollector::measure(SnapshotBuilder& out, const std::stop_token& stop) {
@@ -124,29 +102,18 @@ SampleResult PostgresCollector::measure(SnapshotBuilder& out, const std::stop_to
     probeStart = std::chrono::steady_clock::now();
     connection_.query(target_.probe_query, deadline, stop);
   }
-  lastProbeSeconds_ = secondsSince(probeStart);
-  probeDuration_.Observe(lastProbeSeconds_);
+  metrics_.observeProbe(secondsSince(probeStart));
 
   // The probe answered: the database is up even if the statistics below fail (for example
   // when the monitoring role may not read pg_stat_activity).
-  const Labels labels = {{"target", target_.name}};
   try {
     const auto settings = connection_.query(settingsQuery_, deadline, stop);
-    out.gauge("apphealth_db_max_connections", "The server's max_connections setting." + helpSuffix_, labels,
-              std::stod(settings.value(0, 0)));
-    out.gauge("apphealth_db_oldest_transaction_age_seconds",
-              "Age of the oldest open transaction of a client backend, backup tools excluded (0: none)." + helpSuffix_, labels,
-              std::stod(settings.value(0, 1)));
     const auto connections = connection_.query(kConnectionsQuery, deadline, stop);
     std::map<std::string, double> byState;
     for (int row = 0; row < connections.rows(); ++row) {
       byState[stateLabel(connections.value(row, 0))] += std::stod(connections.value(row, 1));
     }
-    for (const auto& state : {"active", "idle", "idle_in_transaction"}) byState.try_emplace(state, 0);
-    for (const auto& [state, count] : byState) {
-      out.gauge("apphealth_db_connections", "Client connections by state (pg_stat_activity)." + helpSuffix_,
-                {{"target", target_.name}, {"state", state}}, count);
-    }
+    metrics_.writeStatistics(out, std::stod(settings.value(0, 0)), std::stod(settings.value(0, 1)), std::move(byState));
   } catch (const PgError& e) {
     spdlog::warn("postgres target {}: statistics query failed: {}", target_.name, e.what());
     return SampleResult::success(std::string("statistics query failed: ") + e.what());
