@@ -9,13 +9,15 @@ PACKAGES=(
   build-essential cmake pkg-config ninja-build
   prometheus-cpp-dev libcivetweb-dev civetweb libhiredis-dev libpq-dev libyaml-cpp-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev zlib1g-dev libssl-dev
-  libsimdjson-dev libcurl4-openssl-dev
+  libsimdjson-dev libcurl4-openssl-dev libmariadb-dev
   # sanitizers and fuzzing
   clang libclang-rt-14-dev
   # real servers for the tests and the local stack
-  postgresql redis-server nginx prometheus prometheus-alertmanager
+  postgresql redis-server nginx prometheus prometheus-alertmanager mariadb-server
+  # real producers: Laravel 8 with PHP's MySQL driver (the MySQL database-queue test)
+  php-cli php-mysql php-laravel-framework
   # benchmarks: load generator and the reference exporters
-  wrk prometheus-postgres-exporter prometheus-redis-exporter
+  wrk prometheus-postgres-exporter prometheus-redis-exporter prometheus-mysqld-exporter
   # misc tools used by tests and scripts
   curl openssl procps docker-compose chromium
   # the Debian package (tests/package/run.sh) and the status API's schema test

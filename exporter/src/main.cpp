@@ -22,8 +22,8 @@ int checkConfig(const std::string& file) {
   for (const auto& error : result.errors) std::cerr << error.format() << "\n";
   if (!result.errors.empty()) return 1;
   const auto& c = *result.config;
-  std::cout << file << ": configuration is valid (" << c.postgres.size() << " postgres, " << c.redis.size()
-            << " redis, " << c.backups.size() << " backup, " << c.access_logs.size() << " access log, "
+  std::cout << file << ": configuration is valid (" << c.postgres.size() << " postgres, " << c.mysql.size()
+            << " mysql, " << c.redis.size() << " redis, " << c.backups.size() << " backup, " << c.access_logs.size() << " access log, "
             << c.http_probes.size() << " http probe targets; ingest " << (c.ingest.enabled ? "on" : "off") << ")\n";
   return 0;
 }

@@ -61,14 +61,19 @@ TEST(ExporterCli, ShippedExampleConfigIsValid) {
   dir.write("pg.pass", "secret\n");
   std::string example;
   ASSERT_EQ(run("cat " APPHEALTH_SOURCE_DIR "/exporter/apphealth.example.yml", &example), 0);
-  const std::string original = "/etc/apphealth/secrets/postgres_password";
-  const auto at = example.find(original);
-  ASSERT_NE(at, std::string::npos);
-  example.replace(at, original.size(), dir.file("pg.pass"));
+  // The files the example names, here in a temporary directory.
+  dir.write("ca.pem", "placeholder\n");
+  for (const auto& [original, replacement] : {std::pair{"/etc/apphealth/secrets/postgres_password", "pg.pass"},
+                                              {"/etc/apphealth/secrets/mysql_password", "pg.pass"},
+                                              {"/etc/apphealth/mysql-ca.pem", "ca.pem"}}) {
+    const auto at = example.find(original);
+    ASSERT_NE(at, std::string::npos) << original;
+    example.replace(at, std::string(original).size(), dir.file(replacement));
+  }
   dir.write("example.yml", example);
   std::string out;
   EXPECT_EQ(runExporter("--config.file=" + dir.file("example.yml") + " --check-config", &out), 0) << out;
-  EXPECT_NE(out.find("configuration is valid (1 postgres, 1 redis, 1 backup, 2 access log, 2 http probe targets; ingest on)"), std::string::npos) << out;
+  EXPECT_NE(out.find("configuration is valid (1 postgres, 1 mysql, 1 redis, 1 backup, 2 access log, 2 http probe targets; ingest on)"), std::string::npos) << out;
 }
 
 TEST(ExporterCli, InvalidConfigAtStartExitsWithTheErrors) {

@@ -5,8 +5,8 @@ namespace apphealth {
 std::string usage() {
   return R"(usage: apphealth_exporter --config.file=FILE [flags]
 
-Samples PostgreSQL, Redis job queues and backups in the background and serves the results
-as Prometheus metrics.
+Samples PostgreSQL, MySQL/MariaDB, Redis job queues and backups in the background and
+serves the results as Prometheus metrics.
 
 Flags:
   --config.file=FILE            YAML configuration (see exporter/apphealth.example.yml)

@@ -8,6 +8,8 @@
 #include "collectors/access_log/AccessLogCollector.h"
 #include "collectors/backup/BackupCollector.h"
 #include "collectors/http_probe/HttpProbeCollector.h"
+#include "collectors/mysql/MysqlCollector.h"
+#include "collectors/mysql/MysqlSqlMetricsCollector.h"
 #include "collectors/postgres/PostgresCollector.h"
 #include "collectors/postgres/PostgresSqlMetricsCollector.h"
 #include "collectors/redis/RedisQueueCollector.h"
@@ -48,6 +50,13 @@ std::vector<std::unique_ptr<CollectorRunner>> Exporter::buildRunners(const Confi
     for (const auto& m : t.sql_metrics) {
       runners.push_back(std::make_unique<CollectorRunner>("sql", SqlMetricsSampler::runnerTarget(t.name, m), m.interval,
                                                           std::make_unique<PostgresSqlMetricsCollector>(t, m)));
+    }
+  }
+  for (const auto& t : config.mysql) {
+    runners.push_back(std::make_unique<CollectorRunner>("mysql", t.name, t.interval, std::make_unique<MysqlCollector>(t)));
+    for (const auto& m : t.sql_metrics) {
+      runners.push_back(std::make_unique<CollectorRunner>("sql", SqlMetricsSampler::runnerTarget(t.name, m), m.interval,
+                                                          std::make_unique<MysqlSqlMetricsCollector>(t, m)));
     }
   }
   for (const auto& t : config.redis) {

@@ -10,6 +10,7 @@
 #include "config/AccessLogConfig.h"
 #include "config/HttpProbeConfig.h"
 #include "config/IngestConfig.h"
+#include "config/MysqlConfig.h"
 #include "config/Secret.h"
 #include "config/SqlMetricsConfig.h"
 #include "util/Duration.h"
@@ -74,6 +75,7 @@ struct BackupTarget {
 struct Config {
   std::string source_file;  // for messages and the landing page
   std::vector<PostgresTarget> postgres;
+  std::vector<MysqlTarget> mysql;
   std::vector<RedisTarget> redis;
   std::vector<BackupTarget> backups;
   std::vector<AccessLogTarget> access_logs;

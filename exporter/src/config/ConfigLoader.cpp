@@ -25,6 +25,7 @@ Config loadSections(YamlReader& reader, const YAML::Node& root) {
     });
   };
   section("postgres", parsePostgresTarget, config.postgres);
+  section("mysql", parseMysqlTarget, config.mysql);  // after postgres: names are checked across both
   section("redis", parseRedisTarget, config.redis);
   section("backups", parseBackupTarget, config.backups);
   section("access_logs", parseAccessLogTarget, config.access_logs);

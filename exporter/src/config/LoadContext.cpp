@@ -26,6 +26,11 @@ void LoadContext::checkName(YamlReader::Map& map, const std::string& section, st
   }
 }
 
+bool LoadContext::hasName(const std::string& section, const std::string& name) const {
+  auto it = names_.find(section);
+  return it != names_.end() && it->second.count(name) > 0;
+}
+
 void LoadContext::secret(YamlReader::Map& map, SecretSource& out) {
   map.getString("password_file", out.file);
   map.getString("password_env", out.env);

@@ -25,6 +25,8 @@ class LoadContext {
 
   // Reads `name`, checks its charset and that it is unique within `section`.
   void checkName(YamlReader::Map& map, const std::string& section, std::string& name);
+  // Whether a target of `section` parsed so far has this name.
+  bool hasName(const std::string& section, const std::string& name) const;
   // Reads password_file / password_env, rejects an inline `password`, checks it is readable.
   void secret(YamlReader::Map& map, SecretSource& out);
   // Reads interval and timeout; timeout must not exceed interval.
@@ -38,6 +40,7 @@ class LoadContext {
 // One parser per top-level section; each returns nullopt for an entry too broken to use
 // (its problems are already reported).
 std::optional<PostgresTarget> parsePostgresTarget(LoadContext& ctx, const YAML::Node& node);
+std::optional<MysqlTarget> parseMysqlTarget(LoadContext& ctx, const YAML::Node& node);
 std::optional<RedisTarget> parseRedisTarget(LoadContext& ctx, const YAML::Node& node);
 std::optional<BackupTarget> parseBackupTarget(LoadContext& ctx, const YAML::Node& node);
 std::optional<AccessLogTarget> parseAccessLogTarget(LoadContext& ctx, const YAML::Node& node);

@@ -52,22 +52,24 @@ std::string laravelPostgres(const SqlMetricSpec& spec) {
 }
 
 // MySQL has no FULL JOIN: both tables' groups are stacked and summed per queue.
-// UNIX_TIMESTAMP() is fixed for the whole statement.
+// UNIX_TIMESTAMP() is fixed for the whole statement. Laravel's times are INT UNSIGNED:
+// differences are taken as SIGNED, so a job stamped by a clock a second ahead of the
+// server's is not an "out of range" error.
 std::string laravelMysql(const SqlMetricSpec& spec) {
   const std::string ready = "reserved_at IS NULL AND available_at <= UNIX_TIMESTAMP()";
   std::string groups =
       "SELECT CAST(queue AS CHAR) AS queue, "
-      "sum(" + ready + ") AS waiting, "
-      "sum(reserved_at IS NULL AND available_at > UNIX_TIMESTAMP()) AS delayed, "
-      "sum(reserved_at IS NOT NULL) AS active, 0 AS failed, "
+      "sum(" + ready + ") AS n_waiting, "
+      "sum(reserved_at IS NULL AND available_at > UNIX_TIMESTAMP()) AS n_delayed, "
+      "sum(reserved_at IS NOT NULL) AS n_active, 0 AS n_failed, "
       "min(CASE WHEN " + ready + " THEN created_at END) AS oldest "
       "FROM " + quoteIdentifier(spec.jobs_table, SqlDialect::Mysql) + " GROUP BY 1";
   if (!spec.failed_jobs_table.empty()) {
     groups += " UNION ALL SELECT CAST(queue AS CHAR), 0, 0, 0, count(*), NULL FROM " +
               quoteIdentifier(spec.failed_jobs_table, SqlDialect::Mysql) + " GROUP BY 1";
   }
-  return "SELECT coalesce(queue, '') AS queue, sum(waiting), sum(delayed), sum(active), sum(failed), "
-         "coalesce(greatest(0, UNIX_TIMESTAMP() - min(oldest)), 0), count(*) OVER () "
+  return "SELECT coalesce(queue, '') AS queue, sum(n_waiting), sum(n_delayed), sum(n_active), sum(n_failed), "
+         "coalesce(greatest(0, CAST(UNIX_TIMESTAMP() AS SIGNED) - CAST(min(oldest) AS SIGNED)), 0), count(*) OVER () "
          "FROM (" + groups + ") AS apphealth_laravel GROUP BY queue ORDER BY 1 LIMIT " +
          std::to_string(spec.max_rows);
 }
@@ -80,9 +82,10 @@ std::string tablePreset(const SqlMetricSpec& spec, SqlDialect dialect) {
     age = spec.created_at_unix ? "extract(epoch FROM now()) - min(" + created + ")"
                                : "extract(epoch FROM now() - min(" + created + "))";
   } else {
-    // DATETIME columns are read in the session's time zone, which the MySQL collector sets to UTC.
-    age = spec.created_at_unix ? "UNIX_TIMESTAMP(NOW(6)) - min(" + created + ")"
-                               : "UNIX_TIMESTAMP(NOW(6)) - UNIX_TIMESTAMP(min(" + created + "))";
+    // DATETIME columns are read in the session's time zone, which the MySQL collector sets to
+    // UTC. Unix times may be UNSIGNED columns: subtracted as signed values.
+    age = spec.created_at_unix ? "UNIX_TIMESTAMP(NOW(6)) - CAST(min(" + created + ") AS SIGNED)"
+                               : "TIMESTAMPDIFF(MICROSECOND, min(" + created + "), NOW(6)) / 1e6";
   }
   auto text = [&](const std::string& column) {
     if (column.empty()) return std::string(pg ? "''::text" : "''");
