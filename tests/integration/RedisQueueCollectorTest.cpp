@@ -10,7 +10,10 @@
 #include <cstdio>
 #include <ctime>
 #include <sstream>
+#include <set>
 #include <thread>
+
+#include <unistd.h>
 
 #include "TestSupport.h"
 
@@ -110,32 +113,51 @@ void bullJob(const TempRedis& r, const std::string& queue, const std::string& id
 
 }  // namespace
 
-// Celery 5.3 on kombu 5.3 (kombu/transport/redis.py): each queue is a list named after the
+// Celery 5 on kombu 5 (kombu/transport/redis.py): each queue is a list named after the
 // queue; Channel._put LPUSHes the JSON message, workers BRPOP. A message sent with priority
 // p goes to "<queue>\x06\x16<step>" (priority_steps [0, 3, 6, 9]; step 0 is the plain name).
-// `_kombu.binding.*` sets and the `unacked` hash are not queues.
-TEST(RedisQueueCollector, CeleryCountsEveryQueueListIncludingPriorityLists) {
+// Messages a worker holds are in the `unacked` hash as [message, exchange, routing_key]:
+// reserved, or scheduled when headers.eta is in the future. `_kombu.binding.*` sets are not
+// queues. tests/queues/ checks the same against the real Celery.
+TEST(RedisQueueCollector, CeleryCountsQueueListsAndUnackedMessages) {
   TempRedis redis;
-  const std::string message =
-      R"({"body":"W1s0LCA0XSwge30sIHsiY2FsbGJhY2tzIjogbnVsbH1d","content-encoding":"utf-8",)"
-      R"("content-type":"application/json","headers":{"lang":"py","task":"tasks.add","id":"4cc7438e",)"
-      R"("retries":0,"eta":null,"root_id":"4cc7438e","parent_id":null},"properties":{"correlation_id":"4cc7438e",)"
-      R"("delivery_mode":2,"delivery_info":{"exchange":"","routing_key":"celery"},"priority":0,)"
-      R"("body_encoding":"base64","delivery_tag":"a1b2"}})";
-  for (int i = 0; i < 3; ++i) redis.command({"LPUSH", "celery", message});
-  for (int i = 0; i < 5; ++i) redis.command({"LPUSH", "emails", message});
-  for (int i = 0; i < 2; ++i) redis.command({"LPUSH", std::string("emails\x06\x16") + "3", message});
-  redis.command({"LPUSH", std::string("emails\x06\x16") + "9", message});
+  const auto message = [](const std::string& id, const std::string& routingKey, const std::string& eta) {
+    return R"({"body":"W1s0LCA0XSwge30sIHsiY2FsbGJhY2tzIjogbnVsbH1d","content-encoding":"utf-8",)"
+           R"("content-type":"application/json","headers":{"lang":"py","task":"tasks.add","id":")" + id +
+           R"(","retries":0,"eta":)" + eta + R"(,"root_id":"4cc7438e","parent_id":null},"properties":{"correlation_id":"4cc7438e",)"
+           R"("delivery_mode":2,"delivery_info":{"exchange":"","routing_key":")" + routingKey + R"("},"priority":0,)"
+           R"("body_encoding":"base64","delivery_tag":"a1b2"}})";
+  };
+  for (int i = 0; i < 3; ++i) redis.command({"LPUSH", "celery", message("c" + std::to_string(i), "celery", "null")});
+  for (int i = 0; i < 5; ++i) redis.command({"LPUSH", "emails", message("e" + std::to_string(i), "emails", "null")});
+  for (int i = 0; i < 2; ++i) redis.command({"LPUSH", std::string("emails\x06\x16") + "3", message("p", "emails", "null")});
+  redis.command({"LPUSH", std::string("emails\x06\x16") + "9", message("p9", "emails", "null")});
   redis.command({"SADD", "_kombu.binding.celery", "celery\x06\x16\x06\x16" "celery"});
-  redis.command({"HSET", "unacked", "a1b2", message});
-  redis.command({"ZADD", "unacked_index", "1714564800", "a1b2"});
+  // Held by a worker: two prefetched (reserved), one waiting for its ETA an hour from now, one
+  // whose ETA has passed (reserved until a pool process takes it), one of another app's queue.
+  const auto hold = [&](const std::string& tag, const std::string& id, const std::string& queue, const std::string& eta) {
+    redis.command({"HSET", "unacked", tag, "[" + message(id, queue, eta) + ", \"\", \"" + queue + "\"]"});
+    redis.command({"ZADD", "unacked_index", "1714564800", tag});
+  };
+  hold("t1", "r1", "emails", "null");
+  hold("t2", "r2", "emails", "null");
+  hold("t3", "s1", "celery", "\"2999-01-01T00:00:00.000000+00:00\"");
+  hold("t4", "r3", "celery", "\"2001-01-01T00:00:00+00:00\"");
+  hold("t5", "x1", "other-app", "null");
 
   ExporterProcess exporter(configFor(redis, "      - preset: celery\n        queues: [celery, emails, reports]\n"));
   auto m = sampled(exporter);
   EXPECT_EQ(m[jobs("main", "celery", "waiting")], 3);
   EXPECT_EQ(m[jobs("main", "emails", "waiting")], 8);
   EXPECT_EQ(m[jobs("main", "reports", "waiting")], 0);  // no key yet: an empty queue, still exported
-  EXPECT_EQ(countSeries(m, "apphealth_queue_jobs{"), 3u);
+  EXPECT_EQ(m[jobs("main", "emails", "reserved")], 2);
+  EXPECT_EQ(m[jobs("main", "celery", "reserved")], 1);
+  EXPECT_EQ(m[jobs("main", "celery", "scheduled")], 1);
+  EXPECT_EQ(m.at(jobs("main", "reports", "scheduled")), 0);
+  // No worker subscribed to the pidbox: nobody active, no live worker.
+  EXPECT_EQ(m.at(jobs("main", "emails", "active")), 0);
+  EXPECT_EQ(m.at("apphealth_queue_workers{target=\"main\",queue=\"emails\"}"), 0);
+  EXPECT_EQ(countSeries(m, "apphealth_queue_jobs{"), 12u);  // 3 queues x waiting, reserved, scheduled, active
   EXPECT_EQ(countSeries(m, "apphealth_queue_oldest_job_age_seconds{"), 0u);  // kombu records no enqueue time
   EXPECT_EQ(m["apphealth_threshold_queue_jobs{target=\"main\",queue=\"emails\",state=\"waiting\"}"], 1000);
 
@@ -143,13 +165,16 @@ TEST(RedisQueueCollector, CeleryCountsEveryQueueListIncludingPriorityLists) {
   redis.command({"RPOP", "emails"});
   redis.command({"RPOP", "emails"});
   EXPECT_TRUE(waitFor([&] { return exporter.metric(jobs("main", "emails", "waiting")) == 6.0; }, 3s));
+  // The binding the exporter adds while it asks the workers is removed again.
+  EXPECT_EQ(redis.command({"SCARD", "_kombu.binding.reply.celery.pidbox"}), "0");
 }
 
-// RQ 1.16 / 2.x: Queue.enqueue_job RPUSHes the job id on rq:queue:NAME and stores the job in
+// RQ 1.13 to 2.x: Queue.enqueue_job RPUSHes the job id on rq:queue:NAME and stores the job in
 // the hash rq:job:<id> (enqueued_at in utcformat "%Y-%m-%dT%H:%M:%S.%fZ"); workers BLPOP
-// from the head. Registries are zsets of job ids: StartedJobRegistry rq:wip:NAME,
-// FailedJobRegistry rq:failed:NAME, ScheduledJobRegistry rq:scheduled:NAME,
-// DeferredJobRegistry rq:deferred:NAME; FinishedJobRegistry rq:finished:NAME is not a state.
+// from the head. Registries are zsets of job ids scored by expiry: StartedJobRegistry
+// rq:wip:NAME, FailedJobRegistry rq:failed:NAME, FinishedJobRegistry rq:finished:NAME,
+// CanceledJobRegistry rq:canceled:NAME; ScheduledJobRegistry rq:scheduled:NAME (by run time)
+// and DeferredJobRegistry rq:deferred:NAME. Expired entries are what RQ's cleanup drops.
 TEST(RedisQueueCollector, RqQueueRegistriesAndOldestJobAge) {
   TempRedis redis;
   const double now = nowSeconds();
@@ -162,6 +187,8 @@ TEST(RedisQueueCollector, RqQueueRegistriesAndOldestJobAge) {
   redis.command({"ZADD", "rq:scheduled:default", num(now + 3600), "s1"});
   for (const char* id : {"d1", "d2", "d3"}) redis.command({"ZADD", "rq:deferred:default", "+inf", id});
   for (const char* id : {"x1", "x2"}) redis.command({"ZADD", "rq:finished:default", expiry, id});
+  redis.command({"ZADD", "rq:finished:default", num(now - 5), "expired"});  // past its result_ttl
+  redis.command({"ZADD", "rq:canceled:default", num(now), "c1"});
   redis.command({"SADD", "rq:workers", "rq:worker:host.123"});
 
   ExporterProcess exporter(configFor(redis, "      - preset: rq\n        queues: [default, low]\n"));
@@ -170,11 +197,13 @@ TEST(RedisQueueCollector, RqQueueRegistriesAndOldestJobAge) {
   EXPECT_EQ(m[jobs("main", "default", "active")], 2);
   EXPECT_EQ(m[jobs("main", "default", "failed")], 4);
   EXPECT_EQ(m[jobs("main", "default", "scheduled")], 1);
-  EXPECT_EQ(m[jobs("main", "default", "delayed")], 3);
-  for (const char* state : {"waiting", "active", "failed", "scheduled", "delayed"}) {
-    EXPECT_EQ(m[jobs("main", "low", state)], 0) << state;
+  EXPECT_EQ(m[jobs("main", "default", "deferred")], 3);
+  EXPECT_EQ(m[jobs("main", "default", "completed")], 2);
+  EXPECT_EQ(m[jobs("main", "default", "canceled")], 1);
+  for (const char* state : {"waiting", "active", "failed", "scheduled", "deferred", "completed", "canceled"}) {
+    EXPECT_EQ(m.at(jobs("main", "low", state)), 0) << state;
   }
-  EXPECT_EQ(countSeries(m, "apphealth_queue_jobs{"), 10u);
+  EXPECT_EQ(countSeries(m, "apphealth_queue_jobs{"), 14u);
   EXPECT_NEAR(m[age("main", "default")], 120.5 + (nowSeconds() - now), 3.0);
   EXPECT_EQ(m[age("main", "low")], 0);
   EXPECT_EQ(m["apphealth_threshold_queue_jobs{target=\"main\",queue=\"default\",state=\"failed\"}"], 100);
@@ -205,7 +234,8 @@ TEST(RedisQueueCollector, SidekiqQueuesSharedSetsAndLatency) {
   for (int i = 0; i < 2; ++i) redis.command({"ZADD", "retry", num(now + 30 + i), sidekiqJob("default", "r" + std::to_string(i), num(now - 100))});
   for (int i = 0; i < 3; ++i) redis.command({"ZADD", "schedule", num(now + 3600 + i), sidekiqJob("default", "s" + std::to_string(i), num(now))});
   redis.command({"ZADD", "dead", num(now - 10), sidekiqJob("default", "d0", num(now - 1000))});
-  redis.command({"HSET", "stat:processed", "x", "1"});  // not a queue
+  redis.command({"SET", "stat:processed", "1234"});
+  redis.command({"SET", "stat:failed", "56"});
 
   ExporterProcess exporter(configFor(redis,
                                     "      - preset: sidekiq\n        queues: [default, mailers, critical]\n"
@@ -217,7 +247,11 @@ TEST(RedisQueueCollector, SidekiqQueuesSharedSetsAndLatency) {
   EXPECT_EQ(m[jobs("main", "sidekiq", "retry")], 2);
   EXPECT_EQ(m[jobs("main", "sidekiq", "scheduled")], 3);
   EXPECT_EQ(m[jobs("main", "sidekiq", "dead")], 1);
-  EXPECT_EQ(countSeries(m, "apphealth_queue_jobs{"), 6u);
+  EXPECT_EQ(m.at(jobs("main", "default", "active")), 0);  // no process runs anything
+  EXPECT_EQ(countSeries(m, "apphealth_queue_jobs{"), 9u);
+  EXPECT_EQ(m["apphealth_queue_jobs_processed_total{target=\"main\",queue=\"sidekiq\"}"], 1234);
+  EXPECT_EQ(m["apphealth_queue_jobs_failed_total{target=\"main\",queue=\"sidekiq\"}"], 56);
+  EXPECT_EQ(m.at("apphealth_queue_workers{target=\"main\",queue=\"mailers\"}"), 0);
   const double elapsed = nowSeconds() - now;
   EXPECT_NEAR(m[age("main", "default")], 300.25 + elapsed, 3.0);  // the tail, not the head (2 s)
   EXPECT_NEAR(m[age("main", "mailers")], 60 + elapsed, 3.0);       // milliseconds understood
@@ -306,9 +340,194 @@ TEST(RedisQueueCollector, BullMqStatesAndOldestWaitingJob) {
   EXPECT_EQ(m[jobs("main", "render", "failed")], 1);
   EXPECT_EQ(m[jobs("main", "render", "completed")], 4);
   EXPECT_EQ(m[jobs("main", "thumbnails", "waiting")], 0);
-  EXPECT_EQ(countSeries(m, "apphealth_queue_jobs{"), 10u);
+  EXPECT_EQ(m.at(jobs("main", "render", "paused")), 0);
+  EXPECT_EQ(m.at(jobs("main", "render", "waiting_children")), 0);
+  EXPECT_EQ(countSeries(m, "apphealth_queue_jobs{"), 14u);
   EXPECT_NEAR(m[age("main", "render")], 90 + (nowSeconds() - nowMs / 1000), 3.0);
   EXPECT_EQ(m[age("main", "thumbnails")], 0);
+  // No worker connection named after the queue; no metrics hashes: no counters.
+  EXPECT_EQ(m.at("apphealth_queue_workers{target=\"main\",queue=\"render\"}"), 0);
+  EXPECT_FALSE(m.count("apphealth_queue_jobs_processed_total{target=\"main\",queue=\"render\"}"));
+}
+
+// BullMQ 5 pauses by renaming wait to paused (new jobs go there too) and setting meta.paused;
+// BullMQ 6 only sets meta.paused and leaves the jobs in wait. Either way every job of wait,
+// paused and prioritized waits for a resume, not for a worker: state "paused". Parents of
+// flows wait in waiting-children. The oldest-job age covers every priority level: here the
+// oldest job sits in a middle level, neither the first nor the last of the prioritized zset.
+TEST(RedisQueueCollector, BullMqPausedLayoutsPriorityLevelsAndWorkers) {
+  TempRedis redis;
+  const double nowMs = nowSeconds() * 1000;
+  const auto prioritized = [&](const std::string& queue, const std::string& id, long long priority, long long counter,
+                               double ageSeconds) {
+    bullJob(redis, queue, id, nowMs - ageSeconds * 1000);
+    redis.command({"ZADD", "bull:" + queue + ":prioritized", std::to_string(priority * 4294967296LL + counter), id});
+  };
+  // "v5": paused list, meta flag.
+  for (const char* id : {"1", "2", "3"}) {
+    bullJob(redis, "v5", id, nowMs - 50'000);
+    redis.command({"LPUSH", "bull:v5:paused", id});
+  }
+  prioritized("v5", "4", 3, 1, 10);
+  redis.command({"HSET", "bull:v5:meta", "paused", "1", "version", "bullmq:5.81.5"});
+  // "v6": jobs stay in wait, meta flag.
+  for (const char* id : {"1", "2"}) {
+    bullJob(redis, "v6", id, nowMs - 20'000);
+    redis.command({"LPUSH", "bull:v6:wait", id});
+  }
+  redis.command({"HSET", "bull:v6:meta", "paused", "1", "version", "bullmq:6.7.0"});
+  // "levels": running, with three priority levels; the oldest job is in level 5.
+  prioritized("levels", "10", 1, 7, 30);
+  prioritized("levels", "11", 5, 2, 400);
+  prioritized("levels", "12", 5, 8, 5);
+  prioritized("levels", "13", 9, 3, 100);
+  redis.command({"ZADD", "bull:levels:waiting-children", "0", "parent-1"});
+  redis.command({"HSET", "bull:levels:metrics:completed", "count", "42", "prevTS", "0", "prevCount", "0"});
+  redis.command({"HSET", "bull:levels:metrics:failed", "count", "3", "prevTS", "0", "prevCount", "0"});
+  // Two workers of "levels" (named and unnamed) and one of v6: connections named as BullMQ
+  // names them (CLIENT SETNAME), kept open for the test; the ":qe" one is a QueueEvents.
+  std::vector<int> clients;
+  struct Close {
+    std::vector<int>& fds;
+    ~Close() {
+      for (int fd : fds) ::close(fd);
+    }
+  } closeClients{clients};
+  for (const std::string name : {"bull:bGV2ZWxz:w:render-1", "bull:bGV2ZWxz", "bull:djY=:w:x", "bull:bGV2ZWxz:qe"}) {
+    const int fd = connectLoopback(redis.port());
+    ASSERT_GE(fd, 0);
+    clients.push_back(fd);
+    const std::string command = "*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$" + std::to_string(name.size()) + "\r\n" + name + "\r\n";
+    ASSERT_EQ(::write(fd, command.data(), command.size()), static_cast<ssize_t>(command.size()));
+    char ok[8] = {};
+    ASSERT_EQ(::read(fd, ok, 5), 5);
+    ASSERT_EQ(std::string(ok), "+OK\r\n");
+  }
+
+  ExporterProcess exporter(configFor(redis, "      - preset: bullmq\n        queues: [v5, v6, levels]\n"));
+  auto m = sampled(exporter);
+  EXPECT_EQ(m[jobs("main", "v5", "paused")], 4);  // paused list + prioritized
+  EXPECT_EQ(m.at(jobs("main", "v5", "waiting")), 0);
+  EXPECT_EQ(m[jobs("main", "v6", "paused")], 2);
+  EXPECT_EQ(m.at(jobs("main", "v6", "waiting")), 0);
+  EXPECT_EQ(m[jobs("main", "levels", "waiting")], 4);
+  EXPECT_EQ(m.at(jobs("main", "levels", "paused")), 0);
+  EXPECT_EQ(m[jobs("main", "levels", "waiting_children")], 1);
+  const double elapsed = nowSeconds() - nowMs / 1000;
+  EXPECT_NEAR(m[age("main", "v5")], 50 + elapsed, 3.0);  // paused jobs count for the age
+  EXPECT_NEAR(m[age("main", "v6")], 20 + elapsed, 3.0);
+  EXPECT_NEAR(m[age("main", "levels")], 400 + elapsed, 3.0);
+  EXPECT_EQ(m["apphealth_queue_workers{target=\"main\",queue=\"levels\"}"], 2);  // not the QueueEvents connection
+  EXPECT_EQ(m["apphealth_queue_workers{target=\"main\",queue=\"v6\"}"], 1);
+  EXPECT_EQ(m.at("apphealth_queue_workers{target=\"main\",queue=\"v5\"}"), 0);
+  EXPECT_FALSE(m.count("apphealth_queue_workers_busy{target=\"main\",queue=\"levels\"}"));  // BullMQ does not tell
+  EXPECT_EQ(m["apphealth_queue_jobs_processed_total{target=\"main\",queue=\"levels\"}"], 45);
+  EXPECT_EQ(m["apphealth_queue_jobs_failed_total{target=\"main\",queue=\"levels\"}"], 3);
+
+  // Resume (BullMQ 6): the flag goes, the jobs are waiting again.
+  redis.command({"HDEL", "bull:v6:meta", "paused"});
+  EXPECT_TRUE(waitFor([&] { return exporter.metric(jobs("main", "v6", "waiting")) == 2.0; }, 3s));
+}
+
+// Data no framework should have written, or written by another version than expected: keys of
+// the wrong type, jobs that are not JSON or have no time, registries far larger than any real
+// one, queue names nobody configured. Each is a warning naming the key (once, then debug),
+// the rest of the sample is exported, label values stay the configured ones, and a sample
+// stays bounded in time.
+TEST(RedisQueueCollector, HostileDataIsReportedAndTheRestKept) {
+  TempRedis redis;
+  const double now = nowSeconds();
+  // Sidekiq: a job that is not JSON at the tail of "default"; "retry" is a string; a process
+  // whose work hash holds 30,000 jobs of random queue names and 5 of "default".
+  redis.command({"LPUSH", "queue:default", "this is not json"});
+  redis.command({"LPUSH", "queue:default", sidekiqJob("default", "j2", num(now - 5))});
+  redis.command({"LPUSH", "queue:mailers", R"({"class":"Mailer","jid":"j3"})"});  // no enqueued_at
+  redis.command({"SET", "retry", "oops"});
+  redis.command({"ZADD", "dead", "1", "d1"});
+  redis.command({"SADD", "processes", "vm:1:abc"});
+  redis.command({"HSET", "vm:1:abc", "info", R"({"hostname":"vm","queues":["default","mailers"],"concurrency":5})",
+                 "busy", "5", "beat", num(now), "quiet", "false"});
+  redis.command({"EVAL",
+                 "for i = 1, 30000 do redis.call('HSET', KEYS[1], 'tid' .. i, "
+                 "'{\"queue\":\"q' .. i .. '\",\"payload\":{},\"run_at\":1}') end "
+                 "for i = 1, 5 do redis.call('HSET', KEYS[1], 'main' .. i, '{\"queue\":\"default\",\"payload\":{}}') end "
+                 "redis.call('HSET', KEYS[1], 'garbage', 'not json') return 1",
+                 "1", "vm:1:abc:work"});
+  // RQ: the oldest job's hash has no enqueued_at; 50,000 registered workers, none alive.
+  redis.command({"RPUSH", "rq:queue:default", "no-time"});
+  redis.command({"HSET", "rq:job:no-time", "status", "queued"});
+  redis.command({"RPUSH", "rq:queue:default", "later"});
+  redis.command({"EVAL", "for i = 1, 50000 do redis.call('SADD', KEYS[1], 'rq:worker:ghost' .. i) end return 1", "1",
+                 "rq:workers:default"});
+  // Celery: unacked entries that are not kombu messages, beside one that is.
+  redis.command({"HSET", "unacked", "t1", "garbage", "t2", "[1, 2, 3]", "t3",
+                 R"([{"headers": {"id": "a", "eta": null}}, "", "celery"])"});
+  // BullMQ: the oldest job's timestamp is not a number.
+  redis.command({"HSET", "bull:render:1", "timestamp", "yesterday"});
+  redis.command({"LPUSH", "bull:render:wait", "1"});
+  // Laravel: a payload that is not JSON.
+  redis.command({"RPUSH", "queues:default", "{oops"});
+
+  const std::string queues =
+      "      - preset: sidekiq\n        queues: [default, mailers]\n"
+      "      - preset: rq\n        prefix: \"rq:\"\n        queues: [default-rq]\n"
+      "      - preset: celery\n        queues: [celery]\n"
+      "      - preset: bullmq\n        queues: [render]\n"
+      "      - preset: laravel\n        queues: [default-laravel]\n";
+  // RQ's and Laravel's queue "default" would clash with Sidekiq's label: rename the keys.
+  redis.command({"RENAME", "rq:queue:default", "rq:queue:default-rq"});
+  redis.command({"RENAME", "rq:workers:default", "rq:workers:default-rq"});
+  redis.command({"RENAME", "queues:default", "queues:default-laravel"});
+  // Generous timeout: a sanitizer build on a busy machine reads the large registries too.
+  ExporterProcess exporter("redis:\n  - name: main\n    address: 127.0.0.1:" + std::to_string(redis.port()) +
+                           "\n    interval: 1s\n    timeout: 900ms\n    queues:\n" + queues);
+  auto m = sampled(exporter);
+  // Counts are kept.
+  EXPECT_EQ(m[jobs("main", "default", "waiting")], 2);
+  EXPECT_EQ(m[jobs("main", "mailers", "waiting")], 1);
+  EXPECT_EQ(m[jobs("main", "sidekiq", "dead")], 1);
+  EXPECT_EQ(m.at(jobs("main", "sidekiq", "retry")), 0);   // unreadable: 0, and said
+  EXPECT_EQ(m[jobs("main", "default-rq", "waiting")], 2);
+  EXPECT_EQ(m[jobs("main", "celery", "reserved")], 1);
+  EXPECT_EQ(m[jobs("main", "render", "waiting")], 1);
+  EXPECT_EQ(m[jobs("main", "default-laravel", "waiting")], 1);
+  // Ages that cannot be read are absent, not 0 and not a guess.
+  EXPECT_FALSE(m.count(age("main", "default")));
+  EXPECT_FALSE(m.count(age("main", "mailers")));
+  EXPECT_FALSE(m.count(age("main", "default-rq")));
+  EXPECT_FALSE(m.count(age("main", "render")));
+  // Bounded: the huge work hash adds at most ~1000 active jobs and no new queue labels; the
+  // 50,000 dead RQ workers cost one bounded read.
+  EXPECT_LE(m[jobs("main", "default", "active")], 1000);
+  EXPECT_EQ(m["apphealth_queue_workers{target=\"main\",queue=\"default\"}"], 1);
+  EXPECT_EQ(m["apphealth_queue_workers_busy{target=\"main\",queue=\"default\"}"], 1);
+  EXPECT_EQ(m["apphealth_queue_workers{target=\"main\",queue=\"default-rq\"}"], 0);
+  std::set<std::string> queueLabels;
+  for (const auto& [series, value] : m) {
+    const auto at = series.find("queue=\"");
+    if (series.rfind("apphealth_queue_", 0) != 0 || at == std::string::npos) continue;
+    queueLabels.insert(series.substr(at + 7, series.find('"', at + 7) - at - 7));
+  }
+  EXPECT_EQ(queueLabels, (std::set<std::string>{"celery", "default", "default-laravel", "default-rq", "mailers", "render",
+                                                "sidekiq"}));
+  EXPECT_LT(m["apphealth_collector_duration_seconds{collector=\"redis\",target=\"main\"}"], 1.0);
+
+  // A clear warning per problem, naming the key, once while it lasts.
+  std::this_thread::sleep_for(1500ms);
+  const std::string log = exporter.log();
+  for (const char* expected : {"the oldest job in queue:default is not JSON", "queue mailers: the oldest job",
+                               "cannot count retry: WRONGTYPE", "rq:job:no-time has no enqueued_at",
+                               "rq queue default-rq: its worker set holds more than about 1000", "vm:1:abc:work holds more than",
+                               "entries of unacked are not kombu messages", "bull:render:1 has an unreadable timestamp",
+                               "queue default-laravel: the oldest job in queues:default-laravel is not a Laravel JSON"}) {
+    std::size_t warnings = 0;
+    std::istringstream lines(log);
+    for (std::string line; std::getline(lines, line);) {
+      warnings += line.find(expected) != std::string::npos && line.find("level=warn") != std::string::npos;
+    }
+    EXPECT_EQ(warnings, 1u) << expected << "\n" << log;
+  }
+  EXPECT_EQ(log.find("level=error"), std::string::npos) << log;
 }
 
 // Explicit keys: each type with `type:` given and auto-detected with TYPE; a key that does

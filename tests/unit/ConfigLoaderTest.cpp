@@ -194,6 +194,28 @@ TEST(ConfigLoader, QueueNamesAreUniquePerRedisTarget) {
   EXPECT_EQ(errors[0], "c.yml:5:9: queue 'default' is already read by another entry of redis target 'jobs'; give one of them another name");
 }
 
+TEST(ConfigLoader, QueueWorkersSwitchAndNewStates) {
+  const auto ok = loadConfigText(R"(redis:
+  - name: jobs
+    queues:
+      - {preset: celery, queues: [a], workers: false}
+      - {preset: bullmq, queues: [b]}
+      - {key: "x", state: waiting_children, thresholds: {paused: 5, reserved: 7}}
+)", "c.yml");
+  ASSERT_TRUE(ok.config) << (ok.errors.empty() ? "" : ok.errors[0].format());
+  EXPECT_FALSE(ok.config->redis[0].queues[0].workers);
+  EXPECT_TRUE(ok.config->redis[0].queues[1].workers);  // default
+  EXPECT_EQ(ok.config->redis[0].queues[2].state, "waiting_children");
+  EXPECT_EQ(ok.config->redis[0].queues[2].thresholds.at("paused"), 5);
+
+  EXPECT_EQ(errorsOf("redis:\n  - name: r\n    queues:\n      - {preset: laravel, queues: [a], workers: true}\n"),
+            std::vector<std::string>{
+                "c.yml:4:49: 'workers' does not apply to laravel: its workers leave no trace in Redis"});
+  EXPECT_EQ(errorsOf("redis:\n  - name: r\n    queues:\n      - {preset: rq, queues: [a], workers: maybe}\n").size(), 1u);
+  EXPECT_EQ(errorsOf("redis:\n  - name: r\n    queues:\n      - {key: x, state: sleeping}\n"),
+            std::vector<std::string>{"c.yml:4:25: unknown state 'sleeping'"});
+}
+
 TEST(ConfigLoader, MissingFile) {
   const auto result = loadConfigFile("/nonexistent/apphealth.yml");
   ASSERT_EQ(result.errors.size(), 1u);

@@ -40,6 +40,7 @@ struct RedisQueueSpec {
   Preset preset = Preset::None;
   std::vector<std::string> queue_names;  // presets: the framework's queue names
   std::string prefix;                    // presets: key prefix (Laravel's, BullMQ's "bull")
+  bool workers = true;                   // presets: read live workers (Celery: ask them)
   std::string key;                       // explicit: the key or pattern
   std::string label;                     // explicit: queue label (defaults to the key)
   std::string type;                      // explicit: list, zset, set, stream, or "" (TYPE)

@@ -10,8 +10,10 @@ namespace apphealth {
 
 namespace {
 
-const std::set<std::string> kQueueStates = {"waiting", "delayed", "active",   "failed",
-                                            "scheduled", "retry",  "dead", "completed"};
+// The closed set of `state` label values (README, "Queue states").
+const std::set<std::string> kQueueStates = {"waiting", "paused",   "reserved", "scheduled", "delayed",
+                                            "deferred", "waiting_children", "active", "completed", "failed",
+                                            "retry",   "dead",     "canceled"};
 
 void address(LoadContext& ctx, YamlReader::Map& map, RedisTarget& t) {
   std::string address;
@@ -54,8 +56,12 @@ std::optional<RedisQueueSpec> parseQueue(LoadContext& ctx, const YAML::Node& nod
     }
     map.getStringList("queues", spec.queue_names, true);
     map.getString("prefix", spec.prefix);
+    map.getBool("workers", spec.workers);
     for (const char* key : {"key", "type", "state"}) {
       if (map.has(key)) ctx.reader().error(map.node(key), std::string("'") + key + "' is for explicit keys, not presets");
+    }
+    if (spec.preset == RedisQueueSpec::Preset::Laravel && map.has("workers")) {
+      ctx.reader().error(map.node("workers"), "'workers' does not apply to laravel: its workers leave no trace in Redis");
     }
   } else {
     if (!map.getString("key", spec.key, true)) return std::nullopt;
