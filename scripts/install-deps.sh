@@ -18,6 +18,8 @@ PACKAGES=(
   php-cli php-mysql php-laravel-framework
   # benchmarks: load generator and the reference exporters
   wrk prometheus-postgres-exporter prometheus-redis-exporter prometheus-mysqld-exporter
+  # the job frameworks the queue tests run for real (tests/queues/run.sh; Laravel and php-cli above)
+  python3-celery python3-rq ruby-sidekiq php-redis php-pgsql
   # misc tools used by tests and scripts
   curl openssl procps docker-compose chromium
   # the Debian package (tests/package/run.sh) and the status API's schema test

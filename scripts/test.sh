@@ -18,6 +18,8 @@
 #                 still paged with an Alertmanager killed), inhibition, resolve, test page
 #   phase 3 (need the ASan+UBSan build):
 #     ctest-asan  the same unit and integration tests under ASan+UBSan
+#     queues      the real Celery, RQ, Sidekiq, Laravel and BullMQ 5/6 against the ASan+UBSan
+#                 exporter (tests/queues/run.sh)
 #
 # Add a stage with one `stage NAME [--timeout SECONDS] COMMAND...` line in the phase whose
 # build it needs. A stage is one command that exits non-zero on failure and is bounded in
@@ -136,6 +138,7 @@ build sanitize build/sanitize -DCMAKE_BUILD_TYPE=Debug -DAPPHEALTH_SANITIZE=ON
 
 # ---- phase 3: the ASan+UBSan build ---------------------------------------------------------
 stage ctest-asan env "${ASAN_ENV[@]}" "${CTEST[@]}" build/sanitize
+stage queues env "${ASAN_ENV[@]}" APPHEALTH_EXPORTER="$ASAN_EXPORTER" bash tests/queues/run.sh
 
 wait_all
 echo
