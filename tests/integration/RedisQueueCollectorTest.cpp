@@ -516,7 +516,7 @@ TEST(RedisQueueCollector, HostileDataIsReportedAndTheRestKept) {
   std::this_thread::sleep_for(1500ms);
   const std::string log = exporter.log();
   for (const char* expected : {"the oldest job in queue:default is not JSON", "queue mailers: the oldest job",
-                               "cannot count retry: WRONGTYPE", "rq:job:no-time has no enqueued_at",
+                               "cannot count retry (retry of sidekiq): WRONGTYPE", "rq:job:no-time has no enqueued_at",
                                "rq queue default-rq: its worker set holds more than about 1000", "vm:1:abc:work holds more than",
                                "entries of unacked are not kombu messages", "bull:render:1 has an unreadable timestamp",
                                "queue default-laravel: the oldest job in queues:default-laravel is not a Laravel JSON"}) {

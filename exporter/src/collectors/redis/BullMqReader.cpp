@@ -45,6 +45,7 @@ constexpr double kLevel = 4294967296.0;  // 2^32: the priority's unit in a prior
 }
 
 void BullMqReader::start(RedisRounds& rounds, ReadContext& ctx) {
+  beginSample(ctx);
   sample_.clear();
   workers_.reset();
   for (const auto& q : queues_) {
@@ -52,7 +53,7 @@ void BullMqReader::start(RedisRounds& rounds, ReadContext& ctx) {
     const std::string base = prefix_ + ":" + q + ":";
     const auto length = [&](const char* cmd, const std::string& suffix, auto store) {
       const std::string key = base + suffix;
-      rounds.add({cmd, key}, [this, &ctx, q, key, store](const redisReply& r) {
+      rounds.add({cmd, key}, [this, &ctx, q, key, store](const redisReply& r, const RedisCommand&) {
         if (auto n = reply::integer(r)) {
           store(sample_[q], ctx, static_cast<double>(*n));
         } else if (reply::isError(r)) {
@@ -61,8 +62,7 @@ void BullMqReader::start(RedisRounds& rounds, ReadContext& ctx) {
       });
     };
     const auto direct = [&](const char* cmd, const std::string& suffix, const char* state) {
-      ctx.out.addJobs(q, state, 0);
-      length(cmd, suffix, [q, state](Queue&, ReadContext& c, double n) { c.out.addJobs(q, state, n); });
+      countInto(rounds, {cmd, base + suffix}, q, state, "bullmq");
     };
     length("LLEN", "wait", [](Queue& s, ReadContext&, double n) { s.wait += n; });
     length("LLEN", "paused", [](Queue& s, ReadContext&, double n) { s.paused += n; });
@@ -72,12 +72,12 @@ void BullMqReader::start(RedisRounds& rounds, ReadContext& ctx) {
     direct("ZCARD", "failed", "failed");
     direct("ZCARD", "completed", "completed");
     direct("ZCARD", "waiting-children", "waiting_children");
-    rounds.add({"HEXISTS", base + "meta", "paused"}, [this, q](const redisReply& r) {
+    rounds.add({"HEXISTS", base + "meta", "paused"}, [this, q](const redisReply& r, const RedisCommand&) {
       sample_[q].pausedFlag = reply::integer(r).value_or(0) == 1;
     });
     // Oldest job: the tails of wait and paused, and the oldest of each priority level.
     for (const char* list : {"wait", "paused"}) {
-      rounds.add({"LINDEX", base + list, "-1"}, [this, &rounds, &ctx, q](const redisReply& r) {
+      rounds.add({"LINDEX", base + list, "-1"}, [this, &rounds, &ctx, q](const redisReply& r, const RedisCommand&) {
         auto id = reply::text(r);
         if (!id) return;
         // A "0:<ts>" marker left at the tail by BullMQ 4 is no job (BullMQ 5's getCounts skips it).
@@ -88,25 +88,25 @@ void BullMqReader::start(RedisRounds& rounds, ReadContext& ctx) {
         candidate(rounds, ctx, q, std::string(*id));
       });
     }
-    rounds.add({"ZRANGE", base + "prioritized", "0", "0", "WITHSCORES"}, [this, &rounds, &ctx, q](const redisReply& r) {
+    rounds.add({"ZRANGE", base + "prioritized", "0", "0", "WITHSCORES"}, [this, &rounds, &ctx, q](const redisReply& r, const RedisCommand&) {
       if (r.type != REDIS_REPLY_ARRAY || r.elements != 2) return;
       if (auto id = reply::text(*r.element[0])) candidate(rounds, ctx, q, std::string(*id));
     });
-    rounds.add({"ZREVRANGE", base + "prioritized", "0", "0", "WITHSCORES"}, [this, &rounds, &ctx, q](const redisReply& r) {
+    rounds.add({"ZREVRANGE", base + "prioritized", "0", "0", "WITHSCORES"}, [this, &rounds, &ctx, q](const redisReply& r, const RedisCommand&) {
       if (r.type != REDIS_REPLY_ARRAY || r.elements != 2) return;
       auto score = reply::number(*r.element[1]);
       if (!score) return;
       walkLevel(rounds, ctx, q, static_cast<long long>(std::floor(*score / kLevel)), 0);
     });
     rounds.add({"HGET", base + "metrics:completed", "count"},
-               [this, q](const redisReply& r) { sample_[q].completedCount = reply::number(r); });
+               [this, q](const redisReply& r, const RedisCommand&) { sample_[q].completedCount = reply::number(r); });
     rounds.add({"HGET", base + "metrics:failed", "count"},
-               [this, q](const redisReply& r) { sample_[q].failedCount = reply::number(r); });
+               [this, q](const redisReply& r, const RedisCommand&) { sample_[q].failedCount = reply::number(r); });
   }
   if (!readWorkers_) return;
   // One CLIENT LIST per sample, whatever the number of BullMQ entries (the rounds send a
   // command queued twice only once).
-  rounds.add({"CLIENT", "LIST", "TYPE", "normal"}, [this, &ctx](const redisReply& r) {
+  rounds.addShared({"CLIENT", "LIST", "TYPE", "normal"}, [this, &ctx](const redisReply& r, const RedisCommand&) {
     auto text = reply::text(r);
     if (!text) {
       ctx.problems.report("bullmq-client-list", "bullmq: CLIENT LIST failed" +
@@ -132,14 +132,14 @@ void BullMqReader::walkLevel(RedisRounds& rounds, ReadContext& ctx, const std::s
   const long long from = level * static_cast<long long>(kLevel);
   rounds.add({"ZRANGEBYSCORE", key, std::to_string(from), "(" + std::to_string(from + static_cast<long long>(kLevel)),
               "LIMIT", "0", "1"},
-             [this, &rounds, &ctx, q](const redisReply& r) {
+             [this, &rounds, &ctx, q](const redisReply& r, const RedisCommand&) {
                if (r.type == REDIS_REPLY_ARRAY && r.elements == 1) {
                  if (auto id = reply::text(*r.element[0])) candidate(rounds, ctx, q, std::string(*id));
                }
              });
   if (depth + 1 >= kMaxPriorityLevels || level <= 0) return;
   rounds.add({"ZREVRANGEBYSCORE", key, "(" + std::to_string(from), "-inf", "WITHSCORES", "LIMIT", "0", "1"},
-             [this, &rounds, &ctx, q, depth](const redisReply& r) {
+             [this, &rounds, &ctx, q, depth](const redisReply& r, const RedisCommand&) {
                if (r.type != REDIS_REPLY_ARRAY || r.elements != 2) return;
                auto score = reply::number(*r.element[1]);
                if (!score) return;
@@ -149,7 +149,7 @@ void BullMqReader::walkLevel(RedisRounds& rounds, ReadContext& ctx, const std::s
 
 void BullMqReader::candidate(RedisRounds& rounds, ReadContext& ctx, const std::string& q, const std::string& id) {
   const std::string jobKey = prefix_ + ":" + q + ":" + id;
-  rounds.add({"HGET", jobKey, "timestamp"}, [this, &ctx, q, jobKey](const redisReply& r) {
+  rounds.add({"HGET", jobKey, "timestamp"}, [this, &ctx, q, jobKey](const redisReply& r, const RedisCommand&) {
     auto text = reply::text(r);
     auto created = text ? parseMillis(*text) : std::nullopt;
     Queue& s = sample_[q];

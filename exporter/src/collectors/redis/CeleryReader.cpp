@@ -64,6 +64,7 @@ std::vector<std::pair<std::string, std::string>> CeleryReader::fixedStates() con
 }
 
 void CeleryReader::start(RedisRounds& rounds, ReadContext& ctx) {
+  beginSample(ctx);
   unackedRead_ = false;
   unackedTags_.clear();
   unacked_.clear();
@@ -75,23 +76,15 @@ void CeleryReader::start(RedisRounds& rounds, ReadContext& ctx) {
   workerActive_.clear();
 
   for (const auto& q : queues_) {
-    ctx.out.addJobs(q, "waiting", 0);
     // Priority steps 0 (the plain name), 3, 6 and 9: kombu's default priority_steps.
-    for (const std::string suffix : {"", "\x06\x16" "3", "\x06\x16" "6", "\x06\x16" "9"}) {
-      const std::string key = prefix_ + q + suffix;
-      rounds.add({"LLEN", key}, [&ctx, q, key](const redisReply& r) {
-        if (auto n = reply::integer(r)) {
-          ctx.out.addJobs(q, "waiting", static_cast<double>(*n));
-        } else if (reply::isError(r)) {
-          ctx.problems.report("wrongtype:" + key, "celery: cannot count " + key + ": " + reply::errorText(r));
-        }
-      });
+    for (const char* suffix : {"", "\x06\x16" "3", "\x06\x16" "6", "\x06\x16" "9"}) {
+      countInto(rounds, {"LLEN", prefix_ + q + suffix}, q, "waiting", "celery");
     }
   }
   scanUnacked(rounds, ctx, "0");
   if (!askWorkers_) return;
   // The reply binding must exist when a worker answers: added first in the same pipeline.
-  rounds.add({"SADD", bindingKey_, oid_ + "\x06\x16\x06\x16" + oid_ + ".reply.celery.pidbox"}, [](const redisReply&) {});
+  rounds.add({"SADD", bindingKey_, oid_ + "\x06\x16\x06\x16" + oid_ + ".reply.celery.pidbox"}, [](const redisReply&, const RedisCommand&) {});
   broadcast(rounds, ctx, queuesAsk_);
   broadcast(rounds, ctx, activeAsk_);
   rounds.afterNextRound([this, &rounds, &ctx] {
@@ -105,7 +98,7 @@ void CeleryReader::start(RedisRounds& rounds, ReadContext& ctx) {
 
 void CeleryReader::scanUnacked(RedisRounds& rounds, ReadContext& ctx, const std::string& cursor) {
   const std::string key = prefix_ + "unacked";
-  rounds.add({"HSCAN", key, cursor, "COUNT", "1000"}, [this, &rounds, &ctx, key](const redisReply& r) {
+  rounds.add({"HSCAN", key, cursor, "COUNT", "1000"}, [this, &rounds, &ctx, key](const redisReply& r, const RedisCommand&) {
     if (r.type != REDIS_REPLY_ARRAY || r.elements != 2 || r.element[1]->type != REDIS_REPLY_ARRAY) {
       ctx.problems.report("wrongtype:" + key, "celery: cannot read " + key +
                                                   (reply::isError(r) ? ": " + reply::errorText(r) : "") +
@@ -139,7 +132,7 @@ void CeleryReader::scanUnacked(RedisRounds& rounds, ReadContext& ctx, const std:
 
 void CeleryReader::broadcast(RedisRounds& rounds, ReadContext& ctx, Broadcast& b) {
   const std::string message = celeryControlRequest(b.method, b.ticket, oid_, uuid4(), ctx.deadline);
-  rounds.add({"PUBLISH", channel_, message}, [this, &ctx, &b](const redisReply& r) {
+  rounds.add({"PUBLISH", channel_, message}, [this, &ctx, &b](const redisReply& r, const RedisCommand&) {
     if (auto n = reply::integer(r)) {
       b.expected = *n;
       return;
@@ -160,12 +153,12 @@ void CeleryReader::collectReplies(RedisRounds& rounds, ReadContext& ctx) {
   // One blocking pop for the next reply, then whatever else has arrived meanwhile.
   char timeout[32];
   std::snprintf(timeout, sizeof timeout, "%.3f", std::max(remaining, 0.01));
-  rounds.add({"BRPOP", replyList_, timeout}, [this, &ctx](const redisReply& r) {
+  rounds.add({"BRPOP", replyList_, timeout}, [this, &ctx](const redisReply& r, const RedisCommand&) {
     if (r.type == REDIS_REPLY_ARRAY && r.elements == 2) {
       if (auto raw = reply::text(*r.element[1])) takeReply(ctx, *raw);
     }
   }, true);
-  rounds.add({"RPOP", replyList_, "100"}, [this, &ctx](const redisReply& r) {
+  rounds.add({"RPOP", replyList_, "100"}, [this, &ctx](const redisReply& r, const RedisCommand&) {
     if (r.type != REDIS_REPLY_ARRAY) return;  // nil, or an error before Redis 6.2
     for (std::size_t i = 0; i < r.elements; ++i) {
       if (auto raw = reply::text(*r.element[i])) takeReply(ctx, *raw);
@@ -191,8 +184,8 @@ void CeleryReader::takeReply(ReadContext& ctx, std::string_view raw) {
 }
 
 void CeleryReader::cleanUp(RedisRounds& rounds) {
-  rounds.add({"SREM", bindingKey_, oid_ + "\x06\x16\x06\x16" + oid_ + ".reply.celery.pidbox"}, [](const redisReply&) {});
-  rounds.add({"DEL", replyList_}, [](const redisReply&) {});
+  rounds.add({"SREM", bindingKey_, oid_ + "\x06\x16\x06\x16" + oid_ + ".reply.celery.pidbox"}, [](const redisReply&, const RedisCommand&) {});
+  rounds.add({"DEL", replyList_}, [](const redisReply&, const RedisCommand&) {});
 }
 
 void CeleryReader::finish(ReadContext& ctx) {

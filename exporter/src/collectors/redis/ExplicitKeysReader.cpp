@@ -119,7 +119,7 @@ void ExplicitKeysReader::start(RedisRounds& rounds, ReadContext& ctx) {
       readLength(rounds, ctx, i);
       continue;
     }
-    rounds.add({"TYPE", keys_[i].key}, [this, &rounds, &ctx, i](const redisReply& r) {
+    rounds.add({"TYPE", keys_[i].key}, [this, &rounds, &ctx, i](const redisReply& r, const RedisCommand&) {
       keys_[i].type = keyTypeFromName(std::string(reply::text(r).value_or("")));
       readLength(rounds, ctx, i);
     });
@@ -130,7 +130,7 @@ void ExplicitKeysReader::readLength(RedisRounds& rounds, ReadContext& ctx, std::
   const KeyRead& key = keys_[index];
   const char* cmd = lengthCommand(key.type);
   if (cmd == nullptr) return;  // missing key ("none") or a type that holds no jobs
-  rounds.add({cmd, key.key}, [this, &ctx, index, cmd](const redisReply& r) {
+  rounds.add({cmd, key.key}, [this, &ctx, index, cmd](const redisReply& r, const RedisCommand&) {
     const KeyRead& key = keys_[index];
     if (reply::isError(r)) {
       // WRONGTYPE: an explicit `type:` does not match what the key holds (or it changed type
@@ -149,7 +149,7 @@ void ExplicitKeysReader::readLength(RedisRounds& rounds, ReadContext& ctx, std::
     }
   });
   if (key.type != KeyType::Stream) return;
-  rounds.add({"XINFO", "GROUPS", key.key}, [this, &ctx, index](const redisReply& r) {
+  rounds.add({"XINFO", "GROUPS", key.key}, [this, &ctx, index](const redisReply& r, const RedisCommand&) {
     if (r.type != REDIS_REPLY_ARRAY) return;
     const KeyRead& key = keys_[index];
     // XINFO GROUPS: an array of flat [field, value, ...] arrays.

@@ -25,22 +25,13 @@ std::vector<std::pair<std::string, std::string>> LaravelReader::fixedStates() co
 }
 
 void LaravelReader::start(RedisRounds& rounds, ReadContext& ctx) {
+  beginSample(ctx);
   for (const auto& q : queues_) {
     const std::string base = prefix_ + "queues:" + q;
-    for (const auto& [suffix, cmd, state] : {std::tuple{"", "LLEN", "waiting"}, std::tuple{":delayed", "ZCARD", "delayed"},
-                                             std::tuple{":reserved", "ZCARD", "active"}}) {
-      const std::string key = base + suffix;
-      const std::string stateName = state;
-      ctx.out.addJobs(q, stateName, 0);
-      rounds.add({cmd, key}, [&ctx, q, key, stateName](const redisReply& r) {
-        if (auto n = reply::integer(r)) {
-          ctx.out.addJobs(q, stateName, static_cast<double>(*n));
-        } else if (reply::isError(r)) {
-          ctx.problems.report("wrongtype:" + key, "laravel: cannot count " + key + ": " + reply::errorText(r));
-        }
-      });
-    }
-    rounds.add({"LINDEX", base, "0"}, [this, &ctx, q, base](const redisReply& r) {
+    countInto(rounds, {"LLEN", base}, q, "waiting", "laravel");
+    countInto(rounds, {"ZCARD", base + ":delayed"}, q, "delayed", "laravel");
+    countInto(rounds, {"ZCARD", base + ":reserved"}, q, "active", "laravel");
+    rounds.add({"LINDEX", base, "0"}, [this, &ctx, q, base](const redisReply& r, const RedisCommand&) {
       auto payload = reply::text(r);
       if (!payload) {
         // Empty queue: age 0 (so that "oldest job too old" resolves) for apps whose payloads

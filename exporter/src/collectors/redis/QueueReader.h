@@ -82,6 +82,28 @@ class QueueReader {
   // The (queue, state) pairs this reader exports (each sample starts them at 0, so a drained
   // queue stays on the graphs): where the default thresholds apply.
   virtual std::vector<std::pair<std::string, std::string>> fixedStates() const = 0;
+
+ protected:
+  // Call first in start(): this sample's context, and no count targets from the last one.
+  void beginSample(ReadContext& ctx) {
+    ctx_ = &ctx;
+    countTargets_.clear();
+  }
+  // A length read (LLEN, ZCARD, ZCOUNT, ...) whose integer reply adds to (queue, state) of
+  // this sample; an error reply is reported naming the key. `queue` must outlive the sample
+  // (a reader's own queue names). The (queue, state) starts at 0: a missing key is an empty
+  // queue, still exported. Kept small: thousands of these go out per sample.
+  void countInto(RedisRounds& rounds, RedisCommand command, const std::string& queue, const char* state,
+                 const char* framework);
+  ReadContext* ctx_ = nullptr;
+
+ private:
+  struct CountTarget {
+    const std::string* queue;
+    const char* state;
+    const char* framework;
+  };
+  std::vector<CountTarget> countTargets_;
 };
 
 }  // namespace apphealth

@@ -167,9 +167,13 @@ void RedisQueueCollector::measure(SnapshotBuilder& out, QueueSample& sample) {
   const double deadline = now + std::chrono::duration<double>(target_.timeout).count() / 2;
   ReadContext ctx{target_, now, deadline, sample, problems_};
   RedisRounds rounds;
+  const auto started = std::chrono::steady_clock::now();
   for (auto& reader : readers_) reader->start(rounds, ctx);
   rounds.run(connection_);
   for (auto& reader : readers_) reader->finish(ctx);
+  spdlog::debug("redis target {}: {} commands in {} round trips, {:.1f} ms", target_.name, rounds.commandsSent(),
+                rounds.roundsRun(),
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count());
 }
 
 void RedisQueueCollector::writeSample(SnapshotBuilder& out, const QueueSample& sample) {

@@ -2,31 +2,25 @@
 
 namespace apphealth {
 
-namespace {
-
-// A command's arguments, length-prefixed so that ("a b", "c") and ("a", "b c") differ.
-std::string commandKey(const RedisCommand& command) {
-  std::string key;
-  for (const auto& arg : command) {
-    key += std::to_string(arg.size());
-    key += ':';
-    key += arg;
-  }
-  return key;
-}
-
-}  // namespace
-
 void RedisRounds::add(RedisCommand command, Handler handler, bool blocking) {
   if (blocking) {
-    next_.blocking.push_back({std::move(command), {std::move(handler)}});
+    next_.blockingCommands.push_back(std::move(command));
+    next_.blockingHandlers.push_back(std::move(handler));
     return;
   }
-  auto [it, inserted] = next_.index.try_emplace(commandKey(command), next_.commands.size());
+  next_.commands.push_back(std::move(command));
+  next_.handlers.push_back(std::move(handler));
+}
+
+void RedisRounds::addShared(RedisCommand command, Handler handler) {
+  // The arguments, length-prefixed so that ("a b", "c") and ("a", "b c") differ.
+  std::string key;
+  for (const auto& arg : command) key += std::to_string(arg.size()) + ':' + arg;
+  auto [it, inserted] = next_.sharedIndex.try_emplace(std::move(key), next_.commands.size());
   if (inserted) {
-    next_.commands.push_back({std::move(command), {std::move(handler)}});
+    add(std::move(command), std::move(handler));
   } else {
-    next_.commands[it->second].handlers.push_back(std::move(handler));
+    next_.shared.emplace_back(it->second, std::move(handler));
   }
 }
 
@@ -39,17 +33,16 @@ void RedisRounds::run(RedisConnection& connection, int maxRounds) {
     }
     Round round = std::move(next_);
     next_ = Round();
-    for (auto& pending : round.blocking) round.commands.push_back(std::move(pending));
-    std::vector<RedisCommand> commands;
-    commands.reserve(round.commands.size());
-    for (const auto& pending : round.commands) commands.push_back(pending.command);
-    if (!commands.empty()) {
-      auto replies = connection.pipeline(commands);
+    for (std::size_t i = 0; i < round.blockingCommands.size(); ++i) {
+      round.commands.push_back(std::move(round.blockingCommands[i]));
+      round.handlers.push_back(std::move(round.blockingHandlers[i]));
+    }
+    if (!round.commands.empty()) {
+      auto replies = connection.pipeline(round.commands);
       ++roundsRun_;
-      commandsSent_ += commands.size();
-      for (std::size_t i = 0; i < round.commands.size(); ++i) {
-        for (const auto& handler : round.commands[i].handlers) handler(*replies[i]);
-      }
+      commandsSent_ += round.commands.size();
+      for (std::size_t i = 0; i < round.commands.size(); ++i) round.handlers[i](*replies[i], round.commands[i]);
+      for (const auto& [index, handler] : round.shared) handler(*replies[index], round.commands[index]);
     }
     for (const auto& hook : round.after) hook();
   }

@@ -8,6 +8,7 @@
 #include <functional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "clients/RedisConnection.h"
@@ -16,13 +17,16 @@ namespace apphealth {
 
 class RedisRounds {
  public:
-  // Called with the command's reply, which may be an error reply (WRONGTYPE, NOPERM, ...).
-  using Handler = std::function<void(const redisReply& reply)>;
+  // Called with the command's reply, which may be an error reply (WRONGTYPE, NOPERM, ...),
+  // and the command itself (for messages that name the key).
+  using Handler = std::function<void(const redisReply& reply, const RedisCommand& command)>;
 
-  // Queues a command for the next round trip. The same command queued twice in one round is
-  // sent once and its reply given to both handlers. A blocking command (BRPOP) goes after
-  // every other command of its round, so that it delays nothing but the round's end.
+  // Queues a command for the next round trip. A blocking command (BRPOP) goes after every
+  // other command of its round, so that it delays nothing but the round's end.
   void add(RedisCommand command, Handler handler, bool blocking = false);
+  // The same, but a command queued again in the same round (CLIENT LIST for every BullMQ
+  // entry) is sent once and its reply given to every handler.
+  void addShared(RedisCommand command, Handler handler);
   // Runs `hook` once every handler of the next round has run: a reader that needs all the
   // replies of a round (every worker set) before deciding its next reads.
   void afterNextRound(std::function<void()> hook);
@@ -35,16 +39,15 @@ class RedisRounds {
   std::size_t commandsSent() const { return commandsSent_; }
 
  private:
-  struct Pending {
-    RedisCommand command;
-    std::vector<Handler> handlers;
-  };
   struct Round {
-    std::vector<Pending> commands;
-    std::vector<Pending> blocking;
-    std::unordered_map<std::string, std::size_t> index;  // command text -> position in `commands`
+    std::vector<RedisCommand> commands;
+    std::vector<Handler> handlers;                          // one per command
+    std::vector<std::pair<std::size_t, Handler>> shared;    // more handlers of shared commands
+    std::unordered_map<std::string, std::size_t> sharedIndex;
+    std::vector<RedisCommand> blockingCommands;
+    std::vector<Handler> blockingHandlers;
     std::vector<std::function<void()>> after;
-    bool empty() const { return commands.empty() && blocking.empty() && after.empty(); }
+    bool empty() const { return commands.empty() && blockingCommands.empty() && after.empty(); }
   };
   Round next_;
   int roundsRun_ = 0;

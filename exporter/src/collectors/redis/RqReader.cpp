@@ -34,22 +34,13 @@ std::vector<std::pair<std::string, std::string>> RqReader::fixedStates() const {
 }
 
 void RqReader::start(RedisRounds& rounds, ReadContext& ctx) {
+  beginSample(ctx);
   workers_.clear();
   workerSetsRead_.clear();
   numsubFailed_ = false;
   const std::string now = reply::scoreArg(ctx.now);
   for (const auto& q : queues_) {
-    const auto count = [&](RedisCommand command, const char* state) {
-      ctx.out.addJobs(q, state, 0);
-      rounds.add(std::move(command), [&ctx, q, state](const redisReply& r) {
-        if (auto n = reply::integer(r)) {
-          ctx.out.addJobs(q, state, static_cast<double>(*n));
-        } else if (reply::isError(r)) {
-          ctx.problems.report("rq:" + q + ":" + state, "rq queue " + q + ": cannot count " + state + " jobs: " +
-                                                           reply::errorText(r));
-        }
-      });
-    };
+    const auto count = [&](RedisCommand command, const char* state) { countInto(rounds, std::move(command), q, state, "rq"); };
     count({"LLEN", prefix_ + "queue:" + q}, "waiting");
     count({"ZCOUNT", prefix_ + "wip:" + q, "(" + now, "+inf"}, "active");
     // Started jobs whose heartbeat expired: their worker died. RQ's next cleanup moves them
@@ -63,11 +54,11 @@ void RqReader::start(RedisRounds& rounds, ReadContext& ctx) {
 
     // Oldest waiting job: the head of the list, its hash's enqueued_at.
     ctx.out.addAge(q, 0);
-    rounds.add({"LINDEX", prefix_ + "queue:" + q, "0"}, [this, &rounds, &ctx, q](const redisReply& head) {
+    rounds.add({"LINDEX", prefix_ + "queue:" + q, "0"}, [this, &rounds, &ctx, q](const redisReply& head, const RedisCommand&) {
       auto id = reply::text(head);
       if (!id) return;  // empty queue
       const std::string jobKey = prefix_ + "job:" + std::string(*id);
-      rounds.add({"HGET", jobKey, "enqueued_at"}, [&ctx, q, jobKey](const redisReply& r) {
+      rounds.add({"HGET", jobKey, "enqueued_at"}, [&ctx, q, jobKey](const redisReply& r, const RedisCommand&) {
         auto text = reply::text(r);
         auto enqueued = text ? parseIsoTime(*text) : std::nullopt;
         if (!enqueued) {
@@ -82,7 +73,7 @@ void RqReader::start(RedisRounds& rounds, ReadContext& ctx) {
     });
 
     if (!readWorkers_) continue;
-    rounds.add({"SSCAN", prefix_ + "workers:" + q, "0", "COUNT", "1000"}, [this, &rounds, &ctx, q](const redisReply& r) {
+    rounds.add({"SSCAN", prefix_ + "workers:" + q, "0", "COUNT", "1000"}, [this, &rounds, &ctx, q](const redisReply& r, const RedisCommand&) {
       if (r.type != REDIS_REPLY_ARRAY || r.elements != 2 || r.element[1]->type != REDIS_REPLY_ARRAY) {
         ctx.problems.report("rq-workers:" + q, "rq queue " + q + ": cannot read its worker set " + prefix_ + "workers:" +
                                                    q + (reply::isError(r) ? ": " + reply::errorText(r) : ""));
@@ -122,7 +113,7 @@ void RqReader::readWorkers(RedisRounds& rounds, ReadContext& ctx) {
   std::vector<std::string> names;
   const auto flushNumsub = [&] {
     if (numsub.size() == 2) return;
-    rounds.add(numsub, [this, &ctx, names](const redisReply& r) {
+    rounds.add(numsub, [this, &ctx, names](const redisReply& r, const RedisCommand&) {
       if (r.type != REDIS_REPLY_ARRAY) {
         if (!numsubFailed_) {
           ctx.problems.report("rq-numsub", "rq: PUBSUB NUMSUB failed (" + reply::errorText(r) +
@@ -142,7 +133,7 @@ void RqReader::readWorkers(RedisRounds& rounds, ReadContext& ctx) {
   for (auto& [key, worker] : workers_) {
     const std::string name = key.rfind(workerPrefix, 0) == 0 ? key.substr(workerPrefix.size()) : key;
     rounds.add({"HMGET", key, "birth", "death", "state", "successful_job_count", "failed_job_count"},
-               [this, &ctx, key](const redisReply& r) {
+               [this, &ctx, key](const redisReply& r, const RedisCommand&) {
                  if (r.type != REDIS_REPLY_ARRAY || r.elements != 5) return;
                  Worker& w = workers_[key];
                  w.read = true;

@@ -35,24 +35,19 @@ std::vector<std::pair<std::string, std::string>> SidekiqReader::fixedStates() co
 }
 
 void SidekiqReader::start(RedisRounds& rounds, ReadContext& ctx) {
+  beginSample(ctx);
   processesRead_ = false;
   identities_.clear();
   processes_.clear();
+  static const std::string kShared = kSharedQueue;
   const auto count = [&](const std::string& key, const std::string& queue, const char* state, const char* cmd) {
-    ctx.out.addJobs(queue, state, 0);
-    rounds.add({cmd, key}, [&ctx, key, queue, state](const redisReply& r) {
-      if (auto n = reply::integer(r)) {
-        ctx.out.addJobs(queue, state, static_cast<double>(*n));
-      } else if (reply::isError(r)) {
-        ctx.problems.report("wrongtype:" + key, "sidekiq: cannot count " + key + ": " + reply::errorText(r));
-      }
-    });
+    countInto(rounds, {cmd, key}, queue, state, "sidekiq");
   };
   for (const auto& q : queues_) {
     const std::string key = prefix_ + "queue:" + q;
     count(key, q, "waiting", "LLEN");
     ctx.out.addAge(q, 0);
-    rounds.add({"LINDEX", key, "-1"}, [&ctx, key, q](const redisReply& r) {
+    rounds.add({"LINDEX", key, "-1"}, [&ctx, key, q](const redisReply& r, const RedisCommand&) {
       auto job = reply::text(r);
       if (!job) return;  // empty queue
       // Sidekiq's own Queue#latency: enqueued_at, or created_at (8) when it has none.
@@ -68,13 +63,13 @@ void SidekiqReader::start(RedisRounds& rounds, ReadContext& ctx) {
       ctx.out.addAge(q, std::max(0.0, ctx.now - *enqueued));
     });
   }
-  count(prefix_ + "retry", kSharedQueue, "retry", "ZCARD");
-  count(prefix_ + "schedule", kSharedQueue, "scheduled", "ZCARD");
-  count(prefix_ + "dead", kSharedQueue, "dead", "ZCARD");
+  count(prefix_ + "retry", kShared, "retry", "ZCARD");
+  count(prefix_ + "schedule", kShared, "scheduled", "ZCARD");
+  count(prefix_ + "dead", kShared, "dead", "ZCARD");
   // Counters: GET of a missing key is nil, which Sidekiq's Stats reads as 0.
   for (const auto& [key, counter] : {std::pair{"stat:processed", &QueueSample::processed},
                                      std::pair{"stat:failed", &QueueSample::failed}}) {
-    rounds.add({"GET", prefix_ + key}, [&ctx, counter, key](const redisReply& r) {
+    rounds.add({"GET", prefix_ + key}, [&ctx, counter, key](const redisReply& r, const RedisCommand&) {
       if (reply::isNil(r)) {
         (ctx.out.*counter)[kSharedQueue] = 0;
       } else if (auto v = reply::number(r)) {
@@ -85,7 +80,7 @@ void SidekiqReader::start(RedisRounds& rounds, ReadContext& ctx) {
     });
   }
   if (!readWorkers_) return;
-  rounds.add({"SSCAN", prefix_ + "processes", "0", "COUNT", "1000"}, [this, &rounds, &ctx](const redisReply& r) {
+  rounds.add({"SSCAN", prefix_ + "processes", "0", "COUNT", "1000"}, [this, &rounds, &ctx](const redisReply& r, const RedisCommand&) {
     if (r.type != REDIS_REPLY_ARRAY || r.elements != 2 || r.element[1]->type != REDIS_REPLY_ARRAY) {
       ctx.problems.report("sidekiq-processes", "sidekiq: cannot read the process set " + prefix_ + "processes" +
                                                    (reply::isError(r) ? ": " + reply::errorText(r) : ""));
@@ -109,7 +104,7 @@ void SidekiqReader::start(RedisRounds& rounds, ReadContext& ctx) {
 void SidekiqReader::readProcesses(RedisRounds& rounds, ReadContext& ctx) {
   for (const auto& identity : identities_) {
     const std::string key = prefix_ + identity;
-    rounds.add({"HMGET", key, "info", "busy", "quiet"}, [this, &ctx, identity, key](const redisReply& r) {
+    rounds.add({"HMGET", key, "info", "busy", "quiet"}, [this, &ctx, identity, key](const redisReply& r, const RedisCommand&) {
       if (r.type != REDIS_REPLY_ARRAY || r.elements != 3) return;
       auto info = reply::text(*r.element[0]);
       if (!info) return;  // expired: the process stopped beating
@@ -131,7 +126,7 @@ void SidekiqReader::readProcesses(RedisRounds& rounds, ReadContext& ctx) {
 
 void SidekiqReader::readWork(RedisRounds& rounds, ReadContext& ctx, const std::string& identity,
                              const std::string& key) {
-  rounds.add({"HSCAN", key, "0", "COUNT", "1000"}, [this, &ctx, identity, key](const redisReply& r) {
+  rounds.add({"HSCAN", key, "0", "COUNT", "1000"}, [this, &ctx, identity, key](const redisReply& r, const RedisCommand&) {
     if (r.type != REDIS_REPLY_ARRAY || r.elements != 2 || r.element[1]->type != REDIS_REPLY_ARRAY) {
       if (reply::isError(r)) ctx.problems.report("wrongtype:" + key, "sidekiq: cannot read " + key + ": " + reply::errorText(r));
       return;
