@@ -153,6 +153,28 @@ TEST(SqlMetrics, LaravelPresetWithCustomTableNamesAndNoFailedJobsTable) {
   expectAge(exporter.metric(age("bulk")).value_or(-1), 20, inserted);
 }
 
+// A Laravel app whose queue is on Redis keeps failed jobs only in failed_jobs and has no
+// `jobs` table: `jobs_table: ""` reads failed_jobs alone and exports only the failed state
+// (waiting, delayed and active come from the redis preset). tests/queues/ checks it with the
+// real Laravel worker writing failed_jobs.
+TEST(SqlMetrics, LaravelPresetFailedJobsOnlyForARedisQueue) {
+  TempPostgres pg;
+  pg.query(R"(CREATE TABLE failed_jobs (id bigserial PRIMARY KEY, uuid varchar(255) NOT NULL UNIQUE,
+    connection text NOT NULL, queue text NOT NULL, payload text NOT NULL, exception text NOT NULL,
+    failed_at timestamp(0) without time zone NOT NULL DEFAULT CURRENT_TIMESTAMP))");
+  pg.query(failedJob("default") + failedJob("default") + failedJob("emails"));
+  ExporterProcess exporter(target(pg, "      - preset: laravel\n        jobs_table: \"\"\n        queues: [reports]\n"));
+  ASSERT_TRUE(waitFor([&] { return exporter.metric(up("laravel")) == 1; }, 5s)) << exporter.log();
+  auto m = exporter.metrics();
+  EXPECT_EQ(m[jobs("default", "failed")], 2);
+  EXPECT_EQ(m[jobs("emails", "failed")], 1);
+  EXPECT_EQ(m.at(jobs("reports", "failed")), 0);  // configured, none failed
+  for (const char* state : {"waiting", "delayed", "active"}) EXPECT_FALSE(m.count(jobs("default", state))) << state;
+  EXPECT_FALSE(m.count(age("default")));
+  pg.query(failedJob("reports"));
+  EXPECT_TRUE(waitFor([&] { return exporter.metric(jobs("reports", "failed")) == 1; }, 3s));
+}
+
 TEST(SqlMetrics, GenericTablePreset) {
   TempPostgres pg;
   pg.query("CREATE TABLE exports (id serial PRIMARY KEY, kind text, status text NOT NULL, "

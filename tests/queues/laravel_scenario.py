@@ -1,7 +1,9 @@
 """Laravel 8.83 (Debian's php-laravel-framework) with the Redis queue driver, a key prefix and
 failed jobs in PostgreSQL against the exporter: waiting, delayed and active (reserved) jobs
 as Laravel's RedisQueue holds them, checked against Laravel's own Queue::size() and against
-the jobs the scenario made through Queue::push/later and the handler that is running."""
+the jobs the scenario made through Queue::push/later and the handler that is running; and
+the failed jobs the worker logged, read by the SQL `laravel` preset with `jobs_table: ""`,
+against Laravel's own failed-job provider."""
 import json
 import os
 import subprocess
@@ -28,9 +30,13 @@ def body(sc):
         return out.stdout
 
     php("migrate")
+    # The queue is in Redis; failed jobs only in the database's failed_jobs table.
+    postgres = ("postgres:\n  - name: app-db\n    dsn: \"host=127.0.0.1 port=%d dbname=postgres user=postgres "
+                "sslmode=disable\"\n    interval: 2s\n    timeout: 2s\n    sql_metrics:\n      - preset: laravel\n"
+                "        jobs_table: \"\"\n        queues: [%s]\n" % (pg.port, ", ".join(QUEUES)))
     sc.exporter = harness.Exporter(sc, harness.exporter_config(
         "app", redis.port, "      - preset: laravel\n        prefix: myapp_database_\n        queues: [%s]\n"
-        % ", ".join(QUEUES)))
+        % ", ".join(QUEUES)) + postgres)
     sc.spawn("worker", ["php", os.path.join(HERE, "queue.php"), "work", "default"], env=env)
 
     php("produce-done")
@@ -52,6 +58,8 @@ def body(sc):
             jobs("app", "reports", "delayed"): (0, 0),
             jobs("app", "reports", "active"): (0, 0),
         }
+        for q in QUEUES:
+            out[jobs("app-db", q, "failed")] = (c["failed_by_queue"].get(q, 0), 0)
         sc.laravel_sizes = c["size"]
         return out
 
@@ -60,6 +68,8 @@ def body(sc):
         total = sum(metrics.get(jobs("app", q, s), 0) for s in ("waiting", "delayed", "active"))
         sc.check(total == sc.laravel_sizes[q], "laravel %s: waiting + delayed + active %g == Queue::size() %d"
                  % (q, total, sc.laravel_sizes[q]))
+    sc.check(not any(k.startswith("apphealth_queue_jobs{target=\"app-db\"") and 'state="failed"' not in k
+                     for k in metrics), "the database target exports only failed jobs (jobs_table: \"\")")
     sc.check(not any(k.startswith("apphealth_queue_workers") for k in metrics),
              "no worker series: Laravel's queue:work leaves no trace in Redis")
     sc.check(not any(k.startswith("apphealth_queue_oldest_job_age_seconds") for k in metrics),

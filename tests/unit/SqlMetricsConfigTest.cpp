@@ -108,6 +108,14 @@ TEST(SqlMetricsConfig, Presets) {
   EXPECT_EQ(SqlMetricsSampler::runnerTarget(result.config->postgres[0].name, m[2]), "main/exports");
   EXPECT_NE(buildSqlMetricQuery(m[1], SqlDialect::Postgres).find("FROM \"archive\".\"jobs\""), std::string::npos);
   EXPECT_NE(buildSqlMetricQuery(m[2], SqlDialect::Postgres).find("WHERE (\ndeleted_at IS NULL\n)"), std::string::npos);
+  // jobs_table: "" (the queue is in Redis): failed_jobs alone, in both dialects.
+  SqlMetricSpec failedOnly = m[0];
+  failedOnly.jobs_table = "";
+  EXPECT_NE(buildSqlMetricQuery(failedOnly, SqlDialect::Postgres).find("count(*) OVER () FROM \"failed_jobs\" GROUP BY 1"),
+            std::string::npos);
+  EXPECT_NE(buildSqlMetricQuery(failedOnly, SqlDialect::Mysql).find("count(*) OVER () FROM `failed_jobs` GROUP BY 1"),
+            std::string::npos);
+  EXPECT_EQ(buildSqlMetricQuery(failedOnly, SqlDialect::Mysql).find("`jobs`"), std::string::npos);
 }
 
 TEST(SqlMetricsConfig, RejectsBadNamesTypesAndColumns) {
@@ -147,6 +155,7 @@ TEST(SqlMetricsConfig, RejectsBadNamesTypesAndColumns) {
 TEST(SqlMetricsConfig, RejectsBadPresets) {
   expectError("      - preset: sidekiq\n", "unknown preset 'sidekiq' (known: laravel, table)");
   expectError("      - {preset: laravel, jobs_table: \"jobs; DROP TABLE x\"}\n", "'jobs_table' must be a table name");
+  expectError("      - {preset: laravel, jobs_table: \"\", failed_jobs_table: \"\"}\n", "both empty: the preset would read nothing");
   expectError("      - {preset: laravel, query: SELECT 1}\n", "'query' is for custom metrics");
   expectError("      - {preset: table}\n", "needs 'table'");
   expectError("      - {preset: table, table: t, queue_column: q, queue: x}\n", "either 'queue' or 'queue_column'");

@@ -145,8 +145,12 @@ void parsePreset(LoadContext& ctx, YamlReader::Map& map, SqlMetricSpec& m, const
     if (q.empty() || q.size() > kSqlLabelValueMaxBytes) r.error(map.node("queues"), "queue names must be 1-128 characters");
   }
   if (m.kind == SqlMetricSpec::Kind::Laravel) {
-    readTable(ctx, map, "jobs_table", m.jobs_table, false);
+    readTable(ctx, map, "jobs_table", m.jobs_table, true);
     readTable(ctx, map, "failed_jobs_table", m.failed_jobs_table, true);
+    // jobs_table: "" is an app whose queue lives elsewhere (Redis) and keeps only failed_jobs.
+    if (m.jobs_table.empty() && m.failed_jobs_table.empty()) {
+      r.error(map.node("jobs_table"), "'jobs_table' and 'failed_jobs_table' are both empty: the preset would read nothing");
+    }
   } else {
     if (map.getString("table", m.table, true) && !isTableName(m.table)) {
       r.error(map.node("table"), "'table' must be a table name (letters, digits, '_', optionally schema.table), got '" + m.table + "'");

@@ -106,7 +106,9 @@ case 'produce-rest':
     for ($i = 0; $i < 3; $i++) Queue::push('QuickHandler', [], 'reports');
     break;
 case 'counts':
-    $out = ['size' => [], 'failed' => count($failer->all())];
+    $failed = $failer->all();
+    $out = ['size' => [], 'failed' => count($failed), 'failed_by_queue' => (object) array_count_values(
+        array_map(function ($job) { return $job->queue; }, $failed))];
     foreach (array_slice($argv, 2) as $name) {
         $out['size'][$name] = Queue::connection()->size($name);
     }

@@ -28,6 +28,15 @@ std::string customQuery(const SqlMetricSpec& spec) {
          "\n) AS apphealth_sql_query LIMIT " + std::to_string(spec.max_rows);
 }
 
+// An app whose queue lives in Redis (jobs_table: "") keeps only failed_jobs in the database:
+// the same columns as the full query, with the job states at 0 (not exported).
+std::string laravelFailedOnly(const SqlMetricSpec& spec, SqlDialect dialect) {
+  const bool pg = dialect == SqlDialect::Postgres;
+  return std::string("SELECT ") + (pg ? "queue::text" : "CAST(queue AS CHAR)") +
+         " AS queue, 0, 0, 0, count(*), 0, count(*) OVER () FROM " + quoteIdentifier(spec.failed_jobs_table, dialect) +
+         " GROUP BY 1 ORDER BY 1 LIMIT " + std::to_string(spec.max_rows);
+}
+
 // Laravel's DatabaseQueue: a job is reserved (active) once reserved_at is set; unreserved
 // jobs are waiting when available_at has come, delayed before. Times are unix seconds.
 std::string laravelPostgres(const SqlMetricSpec& spec) {
@@ -105,6 +114,7 @@ std::string buildSqlMetricQuery(const SqlMetricSpec& spec, SqlDialect dialect) {
     case SqlMetricSpec::Kind::Custom:
       return customQuery(spec);
     case SqlMetricSpec::Kind::Laravel:
+      if (spec.jobs_table.empty()) return laravelFailedOnly(spec, dialect);
       return dialect == SqlDialect::Postgres ? laravelPostgres(spec) : laravelMysql(spec);
     case SqlMetricSpec::Kind::Table:
       return tablePreset(spec, dialect);

@@ -107,7 +107,13 @@ void exportQueueRows(const SqlMetricSpec& spec, const std::string& dbTarget, con
                      const std::string& helpSuffix, SnapshotBuilder& out) {
   std::map<std::pair<std::string, std::string>, double> jobs;
   std::map<std::string, double> ages;
+  // Laravel with jobs_table: "": only failed jobs are in the database (the queue is in Redis).
+  const bool failedOnly = spec.kind == SqlMetricSpec::Kind::Laravel && spec.jobs_table.empty();
   auto seed = [&](const std::string& queue) {
+    if (failedOnly) {
+      jobs.try_emplace({queue, "failed"}, 0);
+      return;
+    }
     if (spec.kind == SqlMetricSpec::Kind::Laravel) {
       for (const char* state : {"waiting", "delayed", "active", "failed"}) jobs.try_emplace({queue, state}, 0);
     } else {
@@ -123,10 +129,11 @@ void exportQueueRows(const SqlMetricSpec& spec, const std::string& dbTarget, con
       // queue, waiting, delayed, active, failed, oldest waiting age
       const std::string queue = truncateLabelValue(row[0].value_or(""));
       seed(queue);
+      jobs[{queue, "failed"}] += number(row[4]);
+      if (failedOnly) continue;
       jobs[{queue, "waiting"}] += number(row[1]);
       jobs[{queue, "delayed"}] += number(row[2]);
       jobs[{queue, "active"}] += number(row[3]);
-      jobs[{queue, "failed"}] += number(row[4]);
       ages[queue] = std::max(ages[queue], number(row[5]));
     } else {
       // queue, state, count, oldest age
