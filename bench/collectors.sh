@@ -7,6 +7,10 @@
 #       (median of SAMPLES samples) vs prometheus-redis-exporter's scrape with -check-keys on
 #       the same keys (its own redis_exporter_last_scrape_duration_seconds and curl's time_total);
 #       for the `key: "queue:*"` pattern and for 1,000 explicit keys (-check-single-keys);
+#       (a3) and for 1,000 queues read through the framework presets (200 each of celery, rq,
+#       sidekiq, laravel, bullmq, in Redis db 1: every state, oldest-job ages, 20 Sidekiq
+#       processes with running jobs, 40 RQ workers, Celery's unacked hash and worker question,
+#       BullMQ's priority levels and CLIENT LIST), against the same redis_exporter figure;
 #   (b) RSS (VmRSS) after warm-up and after 1,000 scrapes, apphealth vs both Go exporters;
 #   (c) /metrics latency: p50/p99 of 1,000 keep-alive scrapes (curl) and of `wrk -c1 -t1`;
 #   (b') for scale, the RSS floor of a C program that only holds one connection with Debian's
@@ -228,6 +232,76 @@ DBSIZE=$("${RCLI[@]}" DBSIZE)
 [[ "$DBSIZE" == "$KEYS" ]] || die "Redis holds $DBSIZE keys, expected $KEYS"
 log "Redis: $DBSIZE keys, $EXPECTED_TOTAL list elements"
 
+# The framework layouts for (a3), in db 1: what the presets read, as the frameworks write it
+# (tests/queues/ checks the layouts against the real frameworks).
+PRESET_QUEUES=$((KEYS / 5))
+log "filling Redis db 1 with $PRESET_QUEUES queues for each of celery, rq, sidekiq, laravel, bullmq"
+NOW=$(date +%s)
+awk -v n="$PRESET_QUEUES" -v now="$NOW" -v enqueued="$(date -u -d "@$((NOW - 60))" +%Y-%m-%dT%H:%M:%S.000000Z)" '
+  function out(count,   i) {  # RESP of a[1..count]
+    printf "*%d\r\n", count
+    for (i = 1; i <= count; i++) printf "$%d\r\n%s\r\n", length(a[i]), a[i]
+  }
+  function cmd2(c, k) { a[1] = c; a[2] = k; out(2) }
+  function cmd3(c, k, v) { a[1] = c; a[2] = k; a[3] = v; out(3) }
+  function cmd4(c, k, f, v) { a[1] = c; a[2] = k; a[3] = f; a[4] = v; out(4) }
+  BEGIN {
+    srand(7)
+    for (q = 0; q < n; q++) {
+      len = 1 + int(rand() * 100)
+      # celery: the queue list, two held messages (one prefetched, one with an ETA)
+      c = sprintf("cq%03d", q)
+      for (j = 0; j < len; j++) cmd3("LPUSH", c, sprintf("{\"body\":\"W10=\",\"headers\":{\"id\":\"%s-%d\",\"eta\":null},\"properties\":{\"delivery_info\":{\"exchange\":\"\",\"routing_key\":\"%s\"}}}", c, j, c))
+      cmd4("HSET", "unacked", c "-r", sprintf("[{\"headers\":{\"id\":\"%s-r\",\"eta\":null}},\"\",\"%s\"]", c, c))
+      cmd4("HSET", "unacked", c "-s", sprintf("[{\"headers\":{\"id\":\"%s-s\",\"eta\":\"2999-01-01T00:00:00+00:00\"}},\"\",\"%s\"]", c, c))
+      # rq: ids, the head job hash, every registry, a worker set
+      r = sprintf("rq%03d", q)
+      for (j = 0; j < len; j++) cmd3("RPUSH", "rq:queue:" r, r "-" j)
+      cmd4("HSET", "rq:job:" r "-0", "enqueued_at", enqueued)
+      split("wip finished failed canceled scheduled deferred", regs, " ")
+      for (g = 1; g <= 6; g++) { a[1] = "ZADD"; a[2] = "rq:" regs[g] ":" r; a[3] = now + 600; a[4] = r "-x" g; out(4) }
+      cmd3("SADD", "rq:workers:" r, sprintf("rq:worker:w%02d", q % 40))
+      # sidekiq: JSON jobs, oldest at the tail
+      k = sprintf("sq%03d", q)
+      for (j = 0; j < len; j++) cmd3("LPUSH", "queue:" k, sprintf("{\"class\":\"Job\",\"queue\":\"%s\",\"jid\":\"%d\",\"enqueued_at\":%d.5}", k, j, now - 100 + j))
+      # laravel: payloads, delayed and reserved
+      l = sprintf("lq%03d", q)
+      for (j = 0; j < len; j++) cmd3("RPUSH", "queues:" l, sprintf("{\"uuid\":\"%s-%d\",\"job\":\"Handler\",\"attempts\":0}", l, j))
+      a[1] = "ZADD"; a[2] = "queues:" l ":delayed"; a[3] = now + 60; a[4] = l "-d"; out(4)
+      a[1] = "ZADD"; a[2] = "queues:" l ":reserved"; a[3] = now + 90; a[4] = l "-r"; out(4)
+      # bullmq: ids and job hashes, two priority levels, the other states, metrics
+      b = sprintf("bq%03d", q)
+      for (j = 0; j < len; j++) { cmd3("LPUSH", "bull:" b ":wait", j); cmd4("HSET", "bull:" b ":" j, "timestamp", sprintf("%.0f", (now - 100 + j) * 1000)) }
+      for (j = 1; j <= 2; j++) {
+        a[1] = "ZADD"; a[2] = "bull:" b ":prioritized"; a[3] = sprintf("%.0f", j * 4294967296 + j); a[4] = "p" j; out(4)
+        cmd4("HSET", "bull:" b ":p" j, "timestamp", sprintf("%.0f", (now - 200) * 1000))
+      }
+      split("delayed failed completed waiting-children", states, " ")
+      for (g = 1; g <= 4; g++) { a[1] = "ZADD"; a[2] = "bull:" b ":" states[g]; a[3] = now; a[4] = "x" g; out(4) }
+      cmd4("HSET", "bull:" b ":metrics:completed", "count", 1000 + q)
+    }
+    # 40 RQ workers, each listed on 5 queues; 20 Sidekiq processes with 5 running jobs each.
+    for (w = 0; w < 40; w++) {
+      a[1] = "HSET"; a[2] = sprintf("rq:worker:w%02d", w); a[3] = "birth"; a[4] = "2024-01-01T00:00:00Z"; a[5] = "state"; a[6] = (w % 2 ? "busy" : "idle"); out(6)
+      cmd3("SADD", "rq:workers", sprintf("rq:worker:w%02d", w))
+    }
+    for (p = 0; p < 20; p++) {
+      id = sprintf("host:%d:abc", p)
+      cmd3("SADD", "processes", id)
+      queues = ""
+      for (q = p; q < n; q += 20) queues = queues (queues == "" ? "" : ",") sprintf("\"sq%03d\"", q)
+      a[1] = "HSET"; a[2] = id; a[3] = "info"; a[4] = "{\"hostname\":\"host\",\"concurrency\":5,\"queues\":[" queues "]}"
+      a[5] = "busy"; a[6] = 5; a[7] = "beat"; a[8] = now; a[9] = "quiet"; a[10] = "false"; out(10)
+      for (t = 0; t < 5; t++) cmd4("HSET", id ":work", "tid" t, sprintf("{\"queue\":\"sq%03d\",\"payload\":\"{}\",\"run_at\":%d}", p, now))
+    }
+    cmd3("SET", "stat:processed", 123456)
+    cmd3("SET", "stat:failed", 789)
+    for (j = 0; j < 5; j++) { a[1] = "ZADD"; a[2] = "retry"; a[3] = now + j; a[4] = "r" j; out(4) }
+  }' >"$WORK/presets.resp"
+"${RCLI[@]}" -n 1 --pipe <"$WORK/presets.resp" >"$WORK/presets.log" 2>&1 || die "redis-cli --pipe (presets) failed"
+PRESET_KEYS=$("${RCLI[@]}" -n 1 DBSIZE)
+log "Redis db 1: $PRESET_KEYS keys"
+
 PG_PORT=$(free_port)
 log "starting PostgreSQL 15 on 127.0.0.1:$PG_PORT"
 mkdir -p "$WORK/pg"
@@ -266,8 +340,27 @@ write_config() {  # write_config FILE pattern|explicit
 }
 write_config "$WORK/pattern.yml" pattern
 write_config "$WORK/explicit.yml" explicit
+write_preset_config() {  # FILE
+  local names
+  {
+    echo "redis:"
+    echo "  - name: presets"
+    echo "    address: \"127.0.0.1:$REDIS_PORT\""
+    echo "    db: 1"
+    echo "    interval: $INTERVAL"
+    echo "    timeout: 400ms"
+    echo "    queues:"
+    for p in celery:cq rq:rq sidekiq:sq laravel:lq bullmq:bq; do
+      names=$(awk -v n="$PRESET_QUEUES" -v pre="${p#*:}" 'BEGIN { for (q = 0; q < n; q++) printf "%s%s%03d", (q ? ", " : ""), pre, q }')
+      echo "      - preset: ${p%%:*}"
+      echo "        queues: [$names]"
+    done
+  } >"$1"
+}
+write_preset_config "$WORK/presets.yml"
 "$BIN" --config.file="$WORK/pattern.yml" --check-config >"$WORK/check.log" 2>&1 || die "pattern config invalid"
 "$BIN" --config.file="$WORK/explicit.yml" --check-config >>"$WORK/check.log" 2>&1 || die "explicit config invalid"
+"$BIN" --config.file="$WORK/presets.yml" --check-config >>"$WORK/check.log" 2>&1 || die "preset config invalid"
 
 start_apphealth() {  # start_apphealth CONFIG NAME -> AH_PID, AH_URL
   local port
@@ -444,6 +537,21 @@ R[ah_explicit]=$(percentile 0.5 <"$WORK/ah_explicit.dur")
 R[ah2_rss]=$(rss_kb "$AH_PID")
 stop_pid "$AH_PID"
 
+# (a3) 1,000 queues through the presets, every state and the workers: apphealth vs the same
+# redis_exporter figure as (a1) (1,000 queues; redis_exporter can only read key lengths).
+log "apphealth with $((PRESET_QUEUES * 5)) queues through the presets (db 1)"
+start_apphealth "$WORK/presets.yml" apphealth-presets
+collect_apphealth_samples "$AH_URL" 'collector="redis' "$WORK/ah_presets.dur"
+PRESET_TEXT=$(curl -fsS --max-time 5 "$AH_URL")
+PRESET_SERIES=$(grep -c '^apphealth_queue_jobs{target="presets"' <<<"$PRESET_TEXT" || true)
+PRESET_WORKERS=$(grep -c '^apphealth_queue_workers{target="presets"' <<<"$PRESET_TEXT" || true)
+[[ "$PRESET_SERIES" -ge $((PRESET_QUEUES * 5 * 3)) && "$PRESET_WORKERS" -ge $((PRESET_QUEUES * 4)) ]] \
+  || die "apphealth (presets) exports $PRESET_SERIES job series and $PRESET_WORKERS worker series"
+grep -q '^apphealth_collector_up{collector="redis",target="presets"} 1' <<<"$PRESET_TEXT" \
+  || die "apphealth's preset collector is not up"
+R[ah_presets]=$(percentile 0.5 <"$WORK/ah_presets.dur")
+stop_pid "$AH_PID"
+
 log "redis_exporter -check-single-keys (${KEYS} keys)"
 SINGLE_KEYS=$(awk -v n="$KEYS" 'BEGIN { for (k = 0; k < n; k++) printf "%squeue:%04d", (k ? "," : ""), k }')
 start_redis_exporter redis-exporter-single -check-single-keys "$SINGLE_KEYS"
@@ -499,6 +607,7 @@ verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r != "nan" && r <= t) ? "PAS
 
 ratio_a1=$(ratio "${R[ah_pattern]}" "${R[re_pattern_own]}")
 ratio_a2=$(ratio "${R[ah_explicit]}" "${R[re_single_own]}")
+ratio_a3=$(ratio "${R[ah_presets]}" "${R[re_pattern_own]}")
 ah_rss=$(( R[ah_rss_after] > R[ah_rss_warm] ? R[ah_rss_after] : R[ah_rss_warm] ))
 re_rss=$(( R[re_rss_after] > R[re_rss_warm] ? R[re_rss_after] : R[re_rss_warm] ))
 pge_rss=$(( R[pge_rss_after] > R[pge_rss_warm] ? R[pge_rss_after] : R[pge_rss_warm] ))
@@ -517,6 +626,8 @@ Verified: apphealth and redis_exporter each report $KEYS queue lengths summing t
   what                                   apphealth    redis_exporter (own / curl)   ratio   target  result
   key pattern "queue:*" (SCAN)          $(printf '%8s ms' "$(ms "${R[ah_pattern]}")")   $(printf '%9s / %9s ms' "$(ms "${R[re_pattern_own]}")" "$(ms "${R[re_pattern_curl]}")")   $(printf '%6s' "$ratio_a1")   <=0.2   $(verdict "$ratio_a1" 0.2)
   $KEYS explicit keys                     $(printf '%8s ms' "$(ms "${R[ah_explicit]}")")   $(printf '%9s / %9s ms' "$(ms "${R[re_single_own]}")" "$(ms "${R[re_single_curl]}")")   $(printf '%6s' "$ratio_a2")   <=0.2   $(verdict "$ratio_a2" 0.2)
+  $((PRESET_QUEUES * 5)) queues via presets, workers  $(printf '%8s ms' "$(ms "${R[ah_presets]}")")   $(printf '%9s / %9s ms' "$(ms "${R[re_pattern_own]}")" "$(ms "${R[re_pattern_curl]}")")   $(printf '%6s' "$ratio_a3")   <=0.2   $(verdict "$ratio_a3" 0.2)
+  (presets: db 1, $PRESET_KEYS keys; $PRESET_SERIES job series, $PRESET_WORKERS worker series; the reference is redis_exporter's ${KEYS}-queue scrape above)
   (redis_exporter without key checks: $(ms "${R[re_nokeys_own]}") ms; PostgreSQL: apphealth sample $(ms "${R[ah_pg]}") ms vs postgres_exporter $(ms "${R[pge_own]}") / $(ms "${R[pge_curl]}") ms)
   "own" = redis_exporter_last_scrape_duration_seconds (collection only); ratio uses "own".
 
@@ -538,5 +649,5 @@ for name in ah re pge; do
     "${R[${name}_wrk50]}" "${R[${name}_wrk99]}" "${R[${name}_rps]}" "${R[${name}_bytes]}"
 done
 echo
-echo "Targets: sampling ratio (pattern) $(verdict "$ratio_a1" 0.2), sampling ratio (explicit) $(verdict "$ratio_a2" 0.2), RSS ratio $(verdict "$ratio_b" 0.5)"
+echo "Targets: sampling ratio (pattern) $(verdict "$ratio_a1" 0.2), sampling ratio (explicit) $(verdict "$ratio_a2" 0.2), sampling ratio (presets) $(verdict "$ratio_a3" 0.2), RSS ratio $(verdict "$ratio_b" 0.5)"
 exit 0
