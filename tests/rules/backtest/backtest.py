@@ -25,7 +25,7 @@ sys.path.insert(0, HERE)
 import engine  # noqa: E402
 import world as W  # noqa: E402
 import readme_table  # noqa: E402
-from catalog import FIRES_WHEN  # noqa: E402
+from catalog import fires_when  # noqa: E402
 
 # Targets of issue 13.
 HEALTHY_MAX_PAGES = 0
@@ -194,7 +194,7 @@ def main():
     # Info alerts notify nobody (Alertmanager UI only): listed, not replayed.
     replayed = [a for a in alerts if a.severity != "info"]
     for a in alerts:
-        if (a.name, a.severity) not in FIRES_WHEN:
+        if fires_when(a.name, a.severity, a.variant) is None:
             problems.append("catalog.py has no 'fires when' text for %s (%s)" % (a.name, a.severity))
         if a.severity == "critical" and not any(s.EXPECT == a.name and s.SEVERITY == "critical" for s in all_scenarios):
             problems.append("no incident scenario for the page %s: add one in scenarios/" % a.id)
@@ -224,8 +224,8 @@ def main():
     result = {"alerts": {}, "scenarios": {}, "healthy": {}, "exporter": args.exporter}
     for a in alerts:
         result["alerts"][a.id] = {"alert": a.name, "severity": a.severity, "variant": a.variant,
-                                  "fires_when": FIRES_WHEN.get((a.name, a.severity), ""),
-                                  "healthy": None, "healthy_nocontract": None, "incidents": []}
+                                  "fires_when": fires_when(a.name, a.severity, a.variant) or "",
+                                  "healthy": None, "healthy_nocontract": None, "incidents": [], "detect": {}}
 
     # Healthy week: firing episodes per alert rule.
     for r in runs:
@@ -270,9 +270,15 @@ def main():
                "page_groups": ["%s %s" % (p[0], "/".join(p[1])) for p in pages], "also_fired": others,
                "pages_before_incident": len(before)}
         result["scenarios"][sc.ID] = rec
-        for a in alerts:
-            if a.name == sc.EXPECT and a.severity == sc.SEVERITY:
-                result["alerts"][a.id]["incidents"].append(sc.ID)
+        # The scenario counts for the rules of the expected alert that fired in it (all of
+        # them if none did), each with its own detection time (alerts with several signals).
+        expected_rules = [a for a in alerts if a.name == sc.EXPECT and a.severity == sc.SEVERITY]
+        fired_rules = [a for a in expected_rules if any(rule_matches(a, e[0]) for e in expect)]
+        for a in fired_rules or expected_rules:
+            result["alerts"][a.id]["incidents"].append(sc.ID)
+            mine = [e[1] for e in expect if rule_matches(a, e[0])]
+            if mine:
+                result["alerts"][a.id]["detect"][sc.ID] = min(mine) - sc.START
         if detect is None:
             problems.append("%s: %s never fired" % (sc.ID, rec["expect"]))
         else:

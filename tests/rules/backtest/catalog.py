@@ -1,6 +1,7 @@
 """What each alert rule fires on, in words, for the README table (keyed by alert name and
-severity). The backtest fails when an alert of rules/*.yml has no entry here: a new alert
-needs its sentence, and, if it pages, an incident scenario in scenarios/."""
+severity, or by name, severity and `signal` where one alert has rules for several signals).
+The backtest fails when an alert of rules/*.yml has no entry here: a new alert needs its
+sentence, and, if it pages, an incident scenario in scenarios/."""
 
 FIRES_WHEN = {
     ("ApphealthExporterDown", "critical"): "Prometheus cannot scrape the exporter for 1 min",
@@ -19,7 +20,10 @@ FIRES_WHEN = {
     ("ApphealthQueueBacklogHigh", "warning"): "waiting jobs above the queue's threshold for 15 min",
     ("ApphealthQueueGrowing", "warning"): "waiting jobs (>= 100) growing > 60/h for 1 h",
     ("ApphealthQueueFailedJobs", "warning"): "failed/dead jobs above the threshold (100) for 15 min",
-    ("ApphealthQueueStalled", "critical"): "oldest waiting job older than 1 h for 5 min",
+    ("ApphealthQueueNoWorkers", "critical"): "waiting jobs and no live worker on the queue for 5 min",
+    ("ApphealthQueueStalled", "critical", "throughput"): "jobs waited 15 min and the queue's own processed counter did not move, for 5 min",
+    ("ApphealthQueueStalled", "critical", "age"): "oldest waiting job older than 1 h for 5 min (queues without a processed counter)",
+    ("ApphealthQueueStalled", "critical", "activity"): "jobs waited 15 min and none ran at any sample, for 5 min (queues with neither counter nor age)",
     ("ApphealthQueueStalled", "warning"): "oldest waiting job older than 5 min and the queue not shrinking, for 2 min",
     ("ApphealthHTTPErrorRatioHigh", "critical"): "5xx share over 2 min above the threshold (5 %) for 3 min, >= 40 requests",
     ("ApphealthHTTPErrorRatioHigh", "warning"): "5xx share over 5 min above 2 % for 15 min, >= 100 requests",
@@ -34,3 +38,8 @@ FIRES_WHEN = {
     ("ApphealthClientErrorRateUp", "warning"): "client errors in two successive half hours > 1.5x and 3 sigma over the last day's rate, >= 10",
     ("ApphealthIngestSilent", "warning"): "no page views for an hour that had >= 20 yesterday",
 }
+
+
+def fires_when(name, severity, variant):
+    """The sentence of one alert rule: by its `signal` label if it has one, else by severity."""
+    return FIRES_WHEN.get((name, severity, variant.get("signal")), FIRES_WHEN.get((name, severity)))

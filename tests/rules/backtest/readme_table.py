@@ -25,13 +25,13 @@ def render(result):
             "|---|---|---|---|---|---|"]
     for aid, a in sorted(result["alerts"].items(), key=lambda kv: (kv[1]["alert"], kv[0])):
         variant = ", ".join("%s=%s" % (k, v) for k, v in sorted(a["variant"].items())
-                            if k in ("burn_rate", "vital"))
+                            if k in ("burn_rate", "vital", "signal"))
         name = "`%s`%s" % (a["alert"], " (%s)" % variant if variant else "")
         eps = "—" if a["healthy"] is None else str(a["healthy"])
         det, res = [], []
         for sid in a["incidents"]:
             s = result["scenarios"][sid]
-            det.append("%s (%s)" % (fmt_s(s["detect"]), s["name"]))
+            det.append("%s (%s)" % (fmt_s(a.get("detect", {}).get(sid, s["detect"])), s["name"]))
             res.append(fmt_s(s["reset"]) if s["reset"] is not None else "—")
         rows.append("| %s | %s | %s | %s | %s | %s |" % (name, a["severity"], a["fires_when"], eps,
                                                           "; ".join(det) or "—", "; ".join(res) or "—"))

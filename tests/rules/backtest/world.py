@@ -25,7 +25,10 @@ What the site looks like (the numbers are those of a small real site, not tuned 
     one night (Thursday of the second week) the dump takes 3 h 20 min;
   - job queues: a steady trickle on `default`; hourly bursts of 200-800 mails on `emails`
     plus a morning digest of 2,000-5,000 at 07:00, drained by workers at about 6 jobs/s;
-    a few failed jobs a day kept in the failed registry;
+    a few failed jobs a day kept in the failed registry; 2 live workers on `default` and 3 on
+    `emails`, all restarted by every deploy (gone for 10-60 s, nothing processed meanwhile)
+    and now and then one crashed and restarted by its supervisor; `emails` keeps a processed
+    counter of its own (BullMQ with metrics), `default` has only its oldest-job age;
   - Web Vitals from 25 % of requests (page loads), mobile 60 %, three routes; LCP, INP and CLS
     drawn per page view (mobile slower); client errors about 0.5 % of page views plus a few
     bursts a week of one browser reporting 5-30 errors at once;
@@ -364,7 +367,7 @@ FAMILIES = {}
 # Which families an incident effect changes (an exporter outage changes them all).
 EFFECT_FAMILIES = {
     "db_down": ["database"], "db_slow": ["database"], "db_conn_leak": ["database"],
-    "redis_down": ["redis"], "workers_stalled": ["queues"],
+    "redis_down": ["redis"], "workers_stalled": ["queues"], "workers_gone": ["queues"],
     "http_5xx": ["http"], "http_slow": ["http"], "site_down": ["probes"], "certbot_broken": ["probes"],
     "backup_not_run": ["backups", "database", "http"], "backup_unmounted": ["backups"],
     "lcp_poor": ["vitals"], "inp_poor": ["vitals"], "client_errors": ["vitals"], "beacons_blocked": ["vitals"],
@@ -607,7 +610,11 @@ def _redis(world):
 
 @family("queues")
 def _queues(world):
-    """Redis queues of target `jobs`: `default` (trickle) and `emails` (bursts)."""
+    """Redis queues of target `jobs`: `default` (trickle) and `emails` (bursts).
+
+    Effects: `workers_stalled` (every worker of the queues hangs on a job: alive, busy,
+    finishing nothing) and `workers_gone` (the workers are not running: killed, or not
+    restarted after a deploy)."""
     step = STEP
     n = world.n(step)
     tr = {}
@@ -621,6 +628,8 @@ def _queues(world):
     queues = {"default": [], "emails": []}  # FIFO of [enqueue time, jobs]
     failed = {"default": 0, "emails": 0}
     capacity = {"default": 3.0, "emails": 6.0}  # jobs/s the workers process
+    workers = {"default": 2, "emails": 3}
+    processed = {"default": 0, "emails": 0}  # the framework's own counter (emails only exports it)
 
     def make(day):
         rng = world.rng("queues", day)
@@ -628,23 +637,41 @@ def _queues(world):
         bursts.append((day * DAY + 7 * 3600 + 60, rng.randint(2000, 5000)))  # the morning digest
         if day % 7 == 0:  # weekly cleanup of the failed registry
             failed["default"] = failed["emails"] = 0
-        return rng, bursts
+        wrng = world.rng("queue-workers", day)
+        # Every deploy restarts all workers: none runs for 10-60 s. A worker crash (out of
+        # memory) about every other day: that one is back 5-30 s later.
+        restarts = [(t, t + wrng.uniform(10, 60), None) for t, _, _ in deploys(world, day)]
+        for _ in range(poisson(wrng, 0.5)):
+            t = day * DAY + int(wrng.uniform(0, DAY))
+            restarts.append((t, t + wrng.uniform(5, 30), wrng.choice(sorted(workers))))
+        return rng, bursts, restarts
 
     days = Days(make)
     for i, s in enumerate(world.steps(step)):
         t = s * step
-        rng, bursts = days.at(t)
+        rng, bursts, restarts = days.at(t)
         arrivals = {"default": poisson(rng, world.traffic(t) * 0.2 * step),
                     "emails": sum(k for bt, k in bursts if t - step < bt <= t) + poisson(rng, 0.02 * step)}
         stalled = world.effect("workers_stalled", t)
+        gone = world.effect("workers_gone", t)
+        live = {}
+        for q in queues:
+            live[q] = workers[q]
+            for t0, t1, which in restarts:
+                if t0 <= t < t1 and which in (None, q):
+                    live[q] = 0 if which is None else max(0, live[q] - 1)
+            if gone and q in gone.params["queues"]:
+                live[q] = 0
         for q, fifo in queues.items():
             if arrivals[q]:
                 fifo.append([t - rng.uniform(0, step), arrivals[q]])
-            done = 0 if (stalled and q in stalled.params["queues"]) else int(capacity[q] * step * rng.uniform(0.8, 1.1))
+            hung = stalled and q in stalled.params["queues"]
+            done = 0 if hung else int(capacity[q] * live[q] / workers[q] * step * rng.uniform(0.8, 1.1))
             while done and fifo:
                 take = min(done, fifo[0][1])
                 fifo[0][1] -= take
                 done -= take
+                processed[q] += take
                 if rng.random() < 0.0005 * take:
                     failed[q] += 1
                 if fifo[0][1] == 0:
@@ -654,7 +681,11 @@ def _queues(world):
         for q, fifo in queues.items():
             waiting = sum(x[1] for x in fifo)
             track("apphealth_queue_jobs", queue=q, state="waiting").values[i] = waiting
-            track("apphealth_queue_jobs", queue=q, state="active").values[i] = min(waiting, 4 if q == "emails" else 2)
+            hung = stalled and q in stalled.params["queues"]
+            track("apphealth_queue_jobs", queue=q, state="active").values[i] = live[q] if hung else min(waiting, live[q])
+            track("apphealth_queue_workers", queue=q).values[i] = live[q]
+            if q == "emails":
+                track("apphealth_queue_jobs_processed_total", queue=q).values[i] = processed[q]
             track("apphealth_queue_jobs", queue=q, state="failed").values[i] = failed[q]
             track("apphealth_queue_oldest_job_age_seconds", queue=q).values[i] = (t - fifo[0][0]) if fifo else 0
             track("apphealth_threshold_queue_jobs", queue=q, state="waiting").values[i] = 1000
