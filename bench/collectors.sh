@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark of apphealth_exporter's collectors against the Debian Go exporters (issue 2).
 #
-# Starts a throwaway Redis (1,000 list keys queue:0000..queue:0999 of 1-500 elements) and a
-# throwaway PostgreSQL on free 127.0.0.1 ports, then measures in the same run:
+# Starts a throwaway Redis (1,000 list keys queue:0000..queue:0999 of 1-500 elements), a
+# throwaway PostgreSQL and a throwaway MariaDB on free 127.0.0.1 ports, then measures in the
+# same run:
 #   (a) time to sample the 1,000 queues: apphealth_collector_duration_seconds of the redis target
 #       (median of SAMPLES samples) vs prometheus-redis-exporter's scrape with -check-keys on
 #       the same keys (its own redis_exporter_last_scrape_duration_seconds and curl's time_total);
@@ -13,6 +14,8 @@
 #       BullMQ's priority levels and CLIENT LIST), against the same redis_exporter figure;
 #   (b) RSS (VmRSS) after warm-up and after 1,000 scrapes, apphealth vs both Go exporters;
 #   (c) /metrics latency: p50/p99 of 1,000 keep-alive scrapes (curl) and of `wrk -c1 -t1`;
+#   (a') one sample of a PostgreSQL and of a MySQL target vs one scrape of
+#   prometheus-postgres-exporter / prometheus-mysqld-exporter (default collectors) on the same server;
 #   (b') for scale, the RSS floor of a C program that only holds one connection with Debian's
 #   libpq (and one that also initialises libcurl and libcrypto).
 # Targets (issue 2): sampling <= 1/5 of redis_exporter's scrape time; RSS <= 1/2 of the lighter
@@ -37,6 +40,7 @@ INTERVAL=${INTERVAL:-500ms}
 PG_BIN=/usr/lib/postgresql/15/bin
 REDIS_EXPORTER=/usr/bin/prometheus-redis-exporter
 PG_EXPORTER=/usr/bin/prometheus-postgres-exporter
+MYSQLD_EXPORTER=/usr/bin/prometheus-mysqld-exporter
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() {
@@ -50,6 +54,7 @@ WORK=""
 PIDS=()
 REDIS_PID=""
 PG_STARTED=0
+MARIADB_PID=""
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
@@ -61,6 +66,7 @@ cleanup() {
     wait "$pid" 2>/dev/null || true
   done
   if [[ -n "$REDIS_PID" ]]; then stop_pid "$REDIS_PID"; fi  # daemonized: not in PIDS
+  if [[ -n "$MARIADB_PID" ]]; then kill -KILL "$MARIADB_PID" 2>/dev/null || true; wait "$MARIADB_PID" 2>/dev/null || true; fi
   if [[ "$PG_STARTED" == 1 ]]; then
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
   fi
@@ -84,7 +90,8 @@ trap 'exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # 1. Dependencies and build.
 ensure_deps() {
-  local pkgs=(prometheus-redis-exporter prometheus-postgres-exporter redis-server postgresql wrk curl
+  local pkgs=(prometheus-redis-exporter prometheus-postgres-exporter prometheus-mysqld-exporter mariadb-server
+              redis-server postgresql wrk curl
               cmake ninja-build g++)
   local missing=() p
   for p in "${pkgs[@]}"; do
@@ -108,7 +115,7 @@ ensure_deps() {
   die "could not install ${missing[*]}"
 }
 [[ "${SKIP_DEPS:-0}" == 1 ]] || ensure_deps
-for b in "$REDIS_EXPORTER" "$PG_EXPORTER" "$PG_BIN/initdb" "$PG_BIN/pg_ctl"; do
+for b in "$REDIS_EXPORTER" "$PG_EXPORTER" "$MYSQLD_EXPORTER" "$PG_BIN/initdb" "$PG_BIN/pg_ctl" /usr/sbin/mariadbd; do
   [[ -x "$b" ]] || die "$b not found"
 done
 for b in redis-server redis-cli wrk curl ss awk runuser; do
@@ -313,6 +320,20 @@ runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/pg.log" 
   -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null \
   || die "pg_ctl start failed"
 PG_DSN="host=127.0.0.1 port=$PG_PORT dbname=postgres user=postgres sslmode=disable"
+
+MARIADB_PORT=$(free_port)
+log "starting MariaDB on 127.0.0.1:$MARIADB_PORT"
+mkdir -p "$WORK/mariadb"
+chown mysql: "$WORK/mariadb"
+mariadb-install-db --no-defaults --datadir="$WORK/mariadb/data" --user=mysql --auth-root-authentication-method=normal \
+  --skip-test-db --innodb-log-file-size=4M >"$WORK/mariadb-install.log" 2>&1 || die "mariadb-install-db failed"
+MARIADB_SOCKET="$WORK/mariadb/mysqld.sock"
+/usr/sbin/mariadbd --no-defaults --datadir="$WORK/mariadb/data" --socket="$MARIADB_SOCKET" --port="$MARIADB_PORT" \
+  --bind-address=127.0.0.1 --user=mysql --pid-file="$WORK/mariadb/pid" --log-error="$WORK/mariadb.log" \
+  --skip-name-resolve --innodb-log-file-size=4M >/dev/null 2>&1 &
+MARIADB_PID=$!
+for _ in $(seq 600); do mariadb -S "$MARIADB_SOCKET" -uroot -e 'select 1' >/dev/null 2>&1 && break; sleep 0.1; done
+mariadb -S "$MARIADB_SOCKET" -uroot -e 'select 1' >/dev/null 2>&1 || die "MariaDB does not answer"
 PG_URL="postgresql://postgres@127.0.0.1:$PG_PORT/postgres?sslmode=disable"
 
 # ---------------------------------------------------------------------------------------------
@@ -322,6 +343,12 @@ write_config() {  # write_config FILE pattern|explicit
     echo "postgres:"
     echo "  - name: bench"
     echo "    dsn: \"$PG_DSN\""
+    echo "    interval: $INTERVAL"
+    echo "    timeout: 400ms"
+    echo "mysql:"
+    echo "  - name: bench-mysql"   # database target names are unique across postgres and mysql
+    echo "    socket: $MARIADB_SOCKET"
+    echo "    user: root"
     echo "    interval: $INTERVAL"
     echo "    timeout: 400ms"
     echo "redis:"
@@ -411,6 +438,8 @@ verify_apphealth_keys() {  # URL
     || die "apphealth reports $count queue series summing to $sum, expected $KEYS / $EXPECTED_TOTAL"
   grep -q '^apphealth_collector_up{.*collector="postgres".*} 1' <<<"$text" \
     || die "apphealth's postgres collector is not up"
+  grep -q '^apphealth_collector_up{.*collector="mysql".*} 1' <<<"$text" \
+    || die "apphealth's mysql collector is not up"
 }
 
 verify_redis_exporter_keys() {  # URL
@@ -472,8 +501,10 @@ AH1_PID=$AH_PID AH1_URL=$AH_URL
 collect_apphealth_samples "$AH1_URL" 'collector="redis' "$WORK/ah_pattern.dur"
 verify_apphealth_keys "$AH1_URL"
 collect_apphealth_samples "$AH1_URL" 'collector="postgres' "$WORK/ah_pg.dur"
+collect_apphealth_samples "$AH1_URL" 'collector="mysql' "$WORK/ah_mysql.dur"
 R[ah_pattern]=$(percentile 0.5 <"$WORK/ah_pattern.dur")
 R[ah_pg]=$(percentile 0.5 <"$WORK/ah_pg.dur")
+R[ah_mysql]=$(percentile 0.5 <"$WORK/ah_mysql.dur")
 
 log "redis_exporter -check-keys=queue:*"
 start_redis_exporter redis-exporter-pattern -check-keys 'queue:*'
@@ -500,6 +531,27 @@ grep -q '^pg_up 1' <(curl -fsS "$PGE_URL") || die "postgres_exporter reports pg_
 collect_go_scrapes "$PGE_URL" pg_exporter_last_scrape_duration_seconds "$WORK/pge.curl" "$WORK/pge.own"
 R[pge_curl]=$(percentile 0.5 <"$WORK/pge.curl")
 R[pge_own]=$(percentile 0.5 <"$WORK/pge.own")
+
+# mysqld_exporter runs its collectors in parallel on a fresh connection per scrape and has no
+# total-duration metric: "own" is its slowest collector (connection included), curl the scrape.
+log "mysqld_exporter"
+MYE_PORT=$(free_port)
+start_bg "$WORK/mysqld-exporter.log" env DATA_SOURCE_NAME="root@unix($MARIADB_SOCKET)/" "$MYSQLD_EXPORTER" \
+  --web.listen-address="127.0.0.1:$MYE_PORT"
+MYE_PID=$LAST_PID
+MYE_URL="http://127.0.0.1:$MYE_PORT/metrics"
+wait_http "$MYE_URL" 30 "$MYE_PID"
+grep -q '^mysql_up 1' <(curl -fsS "$MYE_URL") || die "mysqld_exporter reports mysql_up != 1"
+: >"$WORK/mye.curl"
+: >"$WORK/mye.own"
+for _ in $(seq "$SAMPLES"); do
+  t=$(curl -fsS -o "$WORK/scrape.txt" -w '%{time_total}' --max-time 60 "$MYE_URL") || die "scrape of $MYE_URL failed"
+  echo "$t" >>"$WORK/mye.curl"
+  awk '/^mysql_exporter_collector_duration_seconds/ { if ($NF > m) m = $NF } END { print m + 0 }' "$WORK/scrape.txt" >>"$WORK/mye.own"
+done
+R[mye_curl]=$(percentile 0.5 <"$WORK/mye.curl")
+R[mye_own]=$(percentile 0.5 <"$WORK/mye.own")
+stop_pid "$MYE_PID"
 
 # (b, c) RSS after warm-up, 1,000 scrapes each (latency), RSS after; then wrk.
 # apphealth keeps sampling in the background meanwhile (interval $INTERVAL).
@@ -618,7 +670,7 @@ ratio_b=$(ratio "$ah_rss" "$lighter")
 cat <<EOF
 
 apphealth collectors benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -r)
-Redis 7: $KEYS lists queue:0000..queue:$(printf '%04d' $((KEYS - 1))), $EXPECTED_TOTAL elements; PostgreSQL 15; all on 127.0.0.1.
+Redis 7: $KEYS lists queue:0000..queue:$(printf '%04d' $((KEYS - 1))), $EXPECTED_TOTAL elements; PostgreSQL 15; MariaDB 10.11; all on 127.0.0.1.
 apphealth interval $INTERVAL; medians of $SAMPLES samples/scrapes; $SCRAPES keep-alive scrapes per exporter.
 Verified: apphealth and redis_exporter each report $KEYS queue lengths summing to $EXPECTED_TOTAL.
 
@@ -629,6 +681,7 @@ Verified: apphealth and redis_exporter each report $KEYS queue lengths summing t
   $((PRESET_QUEUES * 5)) queues via presets, workers  $(printf '%8s ms' "$(ms "${R[ah_presets]}")")   $(printf '%9s / %9s ms' "$(ms "${R[re_pattern_own]}")" "$(ms "${R[re_pattern_curl]}")")   $(printf '%6s' "$ratio_a3")   <=0.2   $(verdict "$ratio_a3" 0.2)
   (presets: db 1, $PRESET_KEYS keys; $PRESET_SERIES job series, $PRESET_WORKERS worker series; the reference is redis_exporter's ${KEYS}-queue scrape above)
   (redis_exporter without key checks: $(ms "${R[re_nokeys_own]}") ms; PostgreSQL: apphealth sample $(ms "${R[ah_pg]}") ms vs postgres_exporter $(ms "${R[pge_own]}") / $(ms "${R[pge_curl]}") ms)
+  (MariaDB 10.11: apphealth sample $(ms "${R[ah_mysql]}") ms vs mysqld_exporter $(ms "${R[mye_own]}") / $(ms "${R[mye_curl]}") ms (slowest collector / scrape), ratio to the slowest collector $(ratio "${R[ah_mysql]}" "${R[mye_own]}"))
   "own" = redis_exporter_last_scrape_duration_seconds (collection only); ratio uses "own".
 
 (b) RSS (VmRSS, MB)        after warm-up   after $SCRAPES scrapes   after wrk   | after $SCRAPES: RssAnon    Pss
