@@ -111,6 +111,15 @@ TEST_F(MysqlSqlMetrics, LaravelPresetAgreesWithLaravelsOwnQueueApi) {
             after.at("size default"));
   EXPECT_EQ(m[jobs("payments", "failed")], after.at("failed payments"));
   promtoolAccepts(exporter);
+
+  // An app whose queue is on Redis keeps only failed_jobs in the database (jobs_table: ""):
+  // the failed state alone, as Laravel's failed-job provider counts it.
+  ExporterProcess failedOnly(withSqlMetrics("      - preset: laravel\n        jobs_table: \"\"\n"));
+  ASSERT_TRUE(waitFor([&] { return failedOnly.metric(up("laravel")) == 1; }, 10s)) << failedOnly.log();
+  m = failedOnly.metrics();
+  EXPECT_EQ(m[jobs("payments", "failed")], after.at("failed payments"));
+  EXPECT_FALSE(m.count(jobs("payments", "waiting")));
+  EXPECT_FALSE(m.count(jobs("default", "failed")));  // no failed default job, no jobs table read
 }
 
 TEST_F(MysqlSqlMetrics, GenericTablePresetAndCustomMetrics) {
