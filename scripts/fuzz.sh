@@ -9,7 +9,7 @@ OUT=build/fuzz
 mkdir -p "$OUT/corpus"
 clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -I exporter/src tests/fuzz/BeaconFuzzer.cpp exporter/src/ingest/BeaconParser.cpp \
-  exporter/src/ingest/ErrorReportLog.cpp exporter/src/routes/RoutePatterns.cpp \
+  exporter/src/ingest/Sanitize.cpp exporter/src/routes/RoutePatterns.cpp \
   $(pkg-config --cflags --libs simdjson) -o "$OUT/beacon_fuzzer"
 # New inputs go to a scratch corpus; the seeds in the repo stay as they are.
 "$OUT/beacon_fuzzer" "$OUT/corpus" tests/fuzz/corpus -max_total_time="$SECONDS_TO_RUN" -max_len=8192 \

@@ -54,6 +54,10 @@ int main(int argc, char** argv) {
   // glibc gives every thread its own malloc arena; with a dozen HTTP and collector threads
   // that doubled the resident size for no speed we could measure. Two arenas suffice.
   mallopt(M_ARENA_MAX, 2);
+  // A fixed mmap threshold: blocks from 256 KiB up (a large beacon body and its parse) are
+  // mapped and given back to the system when freed. glibc would otherwise raise the threshold
+  // after the first such block and serve the next ones from the heap, which keeps them.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
   // Block the signals before any thread exists, so every thread inherits the mask and the
   // main thread alone receives them with sigwait: no async-signal-safety pitfalls.

@@ -7,8 +7,10 @@
 #include <string>
 #include <string_view>
 
+#include <simdjson.h>
+
 #include "ingest/BeaconParser.h"
-#include "ingest/ErrorReportLog.h"
+#include "ingest/Sanitize.h"
 #include "routes/RoutePatterns.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -23,8 +25,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   auto errors = apphealth::ingest::parseErrors(body, 50);
   for (const auto& e : errors.accepted) {
+    // Free text from a valid body stays valid UTF-8 through masking and cutting, within budget.
     const std::string clean = apphealth::ingest::sanitizeMessage(e.message);
-    if (clean.size() > 1024 + 16) __builtin_trap();
+    if (clean.size() > apphealth::ingest::kMaxLoggedMessage) __builtin_trap();
+    if (!simdjson::validate_utf8(clean.data(), clean.size())) __builtin_trap();
+    const std::string component = apphealth::ingest::sanitizeText(e.component, apphealth::ingest::kMaxLoggedComponent);
+    if (component.size() > apphealth::ingest::kMaxLoggedComponent) __builtin_trap();
+    if (!simdjson::validate_utf8(component.data(), component.size())) __builtin_trap();
     (void)routes.match(e.page);
   }
   (void)routes.match(body);

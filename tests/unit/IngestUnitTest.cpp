@@ -37,7 +37,36 @@ TEST(BeaconParser, LimitsAndShapes) {
   EXPECT_EQ(parseVitals("[1,2]", 10).rejected.size(), 2u);
   EXPECT_EQ(parseVitals("[{},{},{}]", 2).error, "batch of 3 entries exceeds the limit of 2");
   EXPECT_EQ(parseVitals("42", 2).error, "expected a JSON object or an array of objects");
-  EXPECT_EQ(parseVitals(R"({"name":"LCP","value":1e999})", 2).error.rfind("malformed JSON", 0), 0u);
+}
+
+// A number beyond double's range, or a 30-digit integer, costs its entry, not the batch; a
+// field nobody reads is not even parsed.
+TEST(BeaconParser, OutOfRangeNumbersAreEntryLevel) {
+  auto r = parseVitals(R"([{"name":"LCP","value":1e999},{"name":"LCP","value":123456789012345678901234567890},)"
+                       R"({"name":"FCP","value":800,"delta":1e400,"attribution":{"x":-1e999}}])", 10);
+  ASSERT_TRUE(r.error.empty()) << r.error;
+  ASSERT_EQ(r.accepted.size(), 1u);
+  EXPECT_EQ(r.accepted[0].vital, Vital::FCP);
+  EXPECT_EQ(r.rejected, (std::vector<RejectReason>{RejectReason::InvalidValue, RejectReason::AbsurdValue}));
+  EXPECT_EQ(parseVitals(R"({"name":"LCP","value":"1200"})", 2).rejected.at(0), RejectReason::InvalidValue);
+  EXPECT_EQ(parseVitals(R"({"name":7,"value":1})", 2).rejected.at(0), RejectReason::MissingField);
+}
+
+TEST(BeaconParser, BrokenJsonFailsTheWholeBody) {
+  for (const char* body : {R"({"name": )", R"({"name":"LCP","value":1} {"name":"LCP","value":2})", R"({"a":1}})",
+                           R"([{"name":"LCP","value":1},{"name":"LCP")", "[1,2,]", R"({"name":"LCP",})", "   ",
+                           "[{\"name\":\"LCP\",\"value\":1,\"page\":\"\xff\"}]"}) {
+    const auto r = parseVitals(body, 10);
+    EXPECT_EQ(r.error.rfind("malformed JSON", 0), 0u) << body << " -> " << r.error;
+    EXPECT_TRUE(r.accepted.empty()) << body;
+  }
+}
+
+TEST(BeaconParser, LongStringFieldsAreCutOnCharacterBoundaries) {
+  const std::string page = "/" + std::string(2046, 'p') + "\xC3\xA9";  // the é would end at byte 2049
+  auto r = parseVitals(R"({"name":"LCP","value":1,"page":")" + page + R"("})", 1);
+  ASSERT_EQ(r.accepted.size(), 1u);
+  EXPECT_EQ(r.accepted[0].page.size(), 2047u);
 }
 
 TEST(BeaconParser, ErrorReportsNormalizeBoundedFields) {
@@ -46,6 +75,15 @@ TEST(BeaconParser, ErrorReportsNormalizeBoundedFields) {
   EXPECT_EQ(r.accepted[0].level, "other");
   EXPECT_EQ(r.accepted[0].severity, "error");
   EXPECT_EQ(r.rejected.at(0), RejectReason::MissingField);
+}
+
+TEST(Sanitizer, EveryFreeTextFieldIsMaskedAndCutOnACharacterBoundary) {
+  EXPECT_EQ(sanitizeText("Card of jane.doe@example.com 4111 1111 1111 1111", kMaxLoggedComponent),
+            "Card of [email] [number]");
+  const std::string cut = sanitizeMessage(std::string(1023, 'x') + "\xC3\xA9");
+  EXPECT_EQ(cut, std::string(1023, 'x'));  // the é would straddle byte 1024: dropped whole
+  // Masked before the cut: a number at the boundary is not left half visible.
+  EXPECT_EQ(sanitizeMessage(std::string(1020, 'x') + " 4111111111111111"), std::string(1020, 'x') + " [nu");
 }
 
 TEST(Sanitizer, MasksEmailsAndLongNumbersAndCutsLength) {
@@ -63,8 +101,27 @@ TEST(ClientAddress, ForwardedForOnlyFromTrustedPeers) {
   EXPECT_EQ(resolver.resolve("10.1.2.3", "1.2.3.4, 10.9.9.9"), "1.2.3.4");     // skip trusted hops
   EXPECT_EQ(resolver.resolve("192.0.2.1", "6.6.6.6, 1.2.3.4"), "1.2.3.4");    // rightmost untrusted wins
   EXPECT_EQ(resolver.resolve("10.1.2.3", ""), "10.1.2.3");
-  EXPECT_EQ(resolver.resolve("10.1.2.3", " , 10.2.2.2"), "10.1.2.3");          // all trusted
+  EXPECT_EQ(resolver.resolve("10.1.2.3", " , 10.2.2.2"), "10.2.2.2");          // all trusted: the furthest hop
   EXPECT_FALSE(resolver.isTrusted("11.0.0.1"));
+}
+
+TEST(ClientAddress, ForwardedHopsMustBeAddresses) {
+  ClientAddress resolver({"10.0.0.0/8", "2001:db8::1"});
+  // Not an address: the request is the proxy's that passed it on, so made-up hops buy nothing.
+  EXPECT_EQ(resolver.resolve("10.1.2.3", "not-an-ip"), "10.1.2.3");
+  EXPECT_EQ(resolver.resolve("10.1.2.3", "1.2.3.4, garbage, 10.9.9.9"), "10.9.9.9");
+  EXPECT_EQ(resolver.resolve("10.1.2.3", "1.2.3.4:5678"), "10.1.2.3");
+  EXPECT_EQ(resolver.resolve("10.1.2.3", std::string(300, '1')), "10.1.2.3");
+  // Canonical text: one client, one key, however it is spelled.
+  EXPECT_EQ(resolver.resolve("10.1.2.3", "2001:DB8:0:0::7"), "2001:db8::7");
+  EXPECT_TRUE(resolver.isTrusted("2001:0db8::1"));
+  EXPECT_EQ(resolver.resolve("2001:db8::1", "198.51.100.4"), "198.51.100.4");
+}
+
+TEST(RateLimitKey, IPv6ClientsAreLimitedPerSlash64) {
+  EXPECT_EQ(rateLimitKey("203.0.113.9"), "203.0.113.9");
+  EXPECT_EQ(rateLimitKey("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+  EXPECT_EQ(rateLimitKey("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::/64");
 }
 
 TEST(RateLimiter, TokenBucketRefills) {
@@ -86,7 +143,42 @@ TEST(RateLimiter, ManyClientsStayBounded) {
     limiter.allow("ip" + std::to_string(i), t0);
     ASSERT_LE(limiter.size(), 160u);
   }
-  EXPECT_TRUE(limiter.allow("fresh", t0));
+  // Once the others have refilled (1 s at 1/s), a newcomer gets a bucket of its own.
+  EXPECT_TRUE(limiter.allow("fresh", t0 + 2s));
+}
+
+// A flood of distinct clients (through a trusted proxy, say) never makes the limiter forget a
+// client that is still being limited: newcomers that find the table full of active clients
+// share an overflow bucket instead.
+TEST(RateLimiter, AnActiveClientIsNeverForgotten) {
+  RateLimiter limiter(0.01, 5, 160);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(limiter.allow("active", t0));
+  EXPECT_FALSE(limiter.allow("active", t0));
+  int newcomersAllowed = 0;
+  for (int i = 0; i < 100000; ++i) {
+    newcomersAllowed += limiter.allow("other" + std::to_string(i), t0 + std::chrono::milliseconds(i / 100));
+    if (i % 1000 == 0) {
+      EXPECT_FALSE(limiter.allow("active", t0 + std::chrono::milliseconds(i / 100))) << i;
+    }
+  }
+  EXPECT_FALSE(limiter.allow("active", t0 + 1s));
+  EXPECT_LE(limiter.size(), 160u);
+  EXPECT_LT(newcomersAllowed, 1000);  // about 160 own buckets plus the overflow buckets' bursts
+}
+
+TEST(RateLimiter, LeastRecentlyUsedIdleBucketMakesRoom) {
+  RateLimiter limiter(1, 2, 16);  // one key per shard
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(limiter.allow("a", t0));
+  EXPECT_TRUE(limiter.allow("a", t0));
+  EXPECT_FALSE(limiter.allow("a", t0));
+  // Whatever shares a's shard: after a has refilled (2 s), it may take a's place.
+  for (int i = 0; i < 200; ++i) limiter.allow("k" + std::to_string(i), t0 + 3s);
+  EXPECT_LE(limiter.size(), 16u);
+  // Later, once those have refilled too, a comes back to a full bucket of its own.
+  EXPECT_TRUE(limiter.allow("a", t0 + 10s));
+  EXPECT_TRUE(limiter.allow("a", t0 + 10s));
 }
 
 TEST(RecentIds, RemembersUpToCapacity) {

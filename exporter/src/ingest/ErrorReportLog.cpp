@@ -1,9 +1,14 @@
 #include "ingest/ErrorReportLog.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
-#include <cctype>
-#include <chrono>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include "util/JsonEscape.h"
@@ -12,11 +17,9 @@ namespace apphealth::ingest {
 
 namespace {
 
-constexpr std::size_t kMaxMessage = 1024;
+constexpr auto kWarningInterval = std::chrono::minutes(1);
 
-bool isEmailChar(unsigned char c) { return std::isalnum(c) || c == '.' || c == '_' || c == '-' || c == '+' || c == '%'; }
-
-void appendJsonString(std::string& out, const std::string& value) {
+void appendJsonString(std::string& out, std::string_view value) {
   out += '"';
   appendJsonEscaped(out, value);
   out += '"';
@@ -24,67 +27,94 @@ void appendJsonString(std::string& out, const std::string& value) {
 
 }  // namespace
 
-std::string sanitizeMessage(const std::string& input) {
-  std::string message = input.substr(0, kMaxMessage);
-  std::string out;
-  out.reserve(message.size());
-  for (std::size_t i = 0; i < message.size();) {
-    const unsigned char c = static_cast<unsigned char>(message[i]);
-    if (std::isdigit(c)) {
-      std::size_t j = i;
-      while (j < message.size() && (std::isdigit(static_cast<unsigned char>(message[j])) || message[j] == ' ' || message[j] == '-')) ++j;
-      std::size_t digits = 0;
-      for (std::size_t k = i; k < j; ++k) digits += std::isdigit(static_cast<unsigned char>(message[k])) ? 1 : 0;
-      if (digits >= 6) {
-        out += "[number]";
-        // keep a separator that followed the run
-        while (j > i && (message[j - 1] == ' ' || message[j - 1] == '-')) --j;
-        i = j;
-        continue;
-      }
-      out.append(message, i, j - i);
-      i = j;
-      continue;
-    }
-    if (c == '@') {
-      // Mask the local part already copied and the domain that follows.
-      std::size_t start = out.size();
-      while (start > 0 && isEmailChar(static_cast<unsigned char>(out[start - 1]))) --start;
-      std::size_t end = i + 1;
-      while (end < message.size() && isEmailChar(static_cast<unsigned char>(message[end]))) ++end;
-      const bool looksLikeEmail = start < out.size() && message.substr(i + 1, end - i - 1).find('.') != std::string::npos;
-      if (looksLikeEmail) {
-        out.resize(start);
-        out += "[email]";
-        i = end;
-        continue;
-      }
-    }
-    out += static_cast<char>(c);
-    ++i;
-  }
-  return out;
-}
-
 ErrorReportLog::ErrorReportLog(std::string path, std::size_t maxBytes, int keep)
     : path_(std::move(path)), maxBytes_(maxBytes), keep_(keep) {}
 
+ErrorReportLog::~ErrorReportLog() { closeLocked(); }
+
+void ErrorReportLog::closeLocked() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+// Opens for appending and cuts off a torn last line (a crash in the middle of a write) so the
+// next line does not get glued to it.
 bool ErrorReportLog::openLocked() {
-  if (file_) return true;
-  file_.reset(std::fopen(path_.c_str(), "a"));
-  if (!file_) return false;
+  if (fd_ >= 0) return true;
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) return false;
   struct stat st {};
-  size_ = ::stat(path_.c_str(), &st) == 0 ? static_cast<std::size_t>(st.st_size) : 0;
+  if (::fstat(fd_, &st) != 0) {
+    closeLocked();
+    return false;
+  }
+  off_t end = st.st_size;
+  if (end > 0) {
+    const int reader = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    char buffer[4096];
+    while (reader >= 0 && end > 0) {
+      const off_t from = end > static_cast<off_t>(sizeof buffer) ? end - static_cast<off_t>(sizeof buffer) : 0;
+      const ssize_t n = ::pread(reader, buffer, static_cast<std::size_t>(end - from), from);
+      if (n != end - from) break;
+      const void* newline = memrchr(buffer, '\n', static_cast<std::size_t>(n));
+      if (newline != nullptr) {
+        end = from + (static_cast<const char*>(newline) - buffer) + 1;
+        break;
+      }
+      end = from;
+    }
+    if (reader >= 0) ::close(reader);
+    if (end != st.st_size && ::ftruncate(fd_, end) == 0) {
+      spdlog::warn("ingest: cut a torn last line ({} bytes) off the error log {}", st.st_size - end, path_);
+    } else {
+      end = st.st_size;
+    }
+  }
+  size_ = static_cast<std::size_t>(end);
   return true;
 }
 
 void ErrorReportLog::rotateLocked() {
-  file_.reset();
+  closeLocked();
   for (int i = keep_ - 1; i >= 1; --i) {
     std::rename((path_ + "." + std::to_string(i)).c_str(), (path_ + "." + std::to_string(i + 1)).c_str());
   }
   std::rename(path_.c_str(), (path_ + ".1").c_str());
   size_ = 0;
+}
+
+// One line, whole or not at all.
+bool ErrorReportLog::writeLocked(const std::string& line, int& error) {
+  std::size_t written = 0;
+  while (written < line.size()) {
+    const ssize_t n = ::write(fd_, line.data() + written, line.size() - written);
+    if (n > 0) {
+      written += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    error = n < 0 ? errno : EIO;
+    if (written > 0 && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
+      // Could not roll back: reopen later, which cuts the torn line off then.
+      closeLocked();
+    }
+    return false;
+  }
+  size_ += line.size();
+  return true;
+}
+
+void ErrorReportLog::failedLocked(int error) {
+  failures_.fetch_add(1, std::memory_order_relaxed);
+  ++unreported_;
+  const auto now = std::chrono::steady_clock::now();
+  if (failing_ && now - lastWarning_ < kWarningInterval) return;
+  spdlog::warn("ingest: cannot write the error log {}: {}; {} client error report(s) lost since the last warning "
+               "(counted in apphealth_ingest_error_log_write_failures_total; next warning in a minute at the earliest)",
+               path_, std::strerror(error), unreported_);
+  unreported_ = 0;
+  lastWarning_ = now;
+  failing_ = true;
 }
 
 bool ErrorReportLog::append(const ClientErrorReport& report, const std::string& route) {
@@ -104,19 +134,27 @@ bool ErrorReportLog::append(const ClientErrorReport& report, const std::string& 
   line += ",\"route\":";
   appendJsonString(line, route);
   line += ",\"component\":";
-  appendJsonString(line, report.component.substr(0, 128));
+  appendJsonString(line, sanitizeText(report.component, kMaxLoggedComponent));
   line += ",\"message\":";
   appendJsonString(line, sanitizeMessage(report.message));
   line += "}\n";
 
   std::lock_guard lock(mutex_);
   if (size_ + line.size() > maxBytes_ && size_ > 0) rotateLocked();
-  if (!openLocked()) return false;
-  if (std::fwrite(line.data(), 1, line.size(), file_.get()) != line.size() || std::fflush(file_.get()) != 0) {
-    file_.reset();
+  int error = 0;
+  if (!openLocked()) {
+    failedLocked(errno);
     return false;
   }
-  size_ += line.size();
+  if (!writeLocked(line, error)) {
+    failedLocked(error);
+    return false;
+  }
+  if (failing_) {
+    spdlog::info("ingest: writing the error log {} again; {} report(s) lost in all so far", path_, failures());
+    failing_ = false;
+    unreported_ = 0;
+  }
   return true;
 }
 

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <list>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -14,7 +15,10 @@
 namespace apphealth::ingest {
 
 // Resolves the client address: the peer, or, when the peer is a trusted proxy, the rightmost
-// address in X-Forwarded-For that is not itself a trusted proxy.
+// address in X-Forwarded-For that is not itself a trusted proxy. Every hop must be an IP
+// address: at the first one that is not, the walk stops and the request counts as the last
+// trusted hop's (the proxy that passed the garbage on), so made-up hops buy no fresh identity.
+// Addresses come back in canonical text form ("2001:db8::1", never "2001:DB8:0::1").
 class ClientAddress {
  public:
   // `trusted`: IPv4/IPv6 addresses or IPv4 CIDRs ("10.0.0.0/8"), validated by the config.
@@ -28,11 +32,19 @@ class ClientAddress {
     std::uint32_t mask;
   };
   std::vector<Cidr> v4_;
-  std::vector<std::string> exact_;  // IPv6 and anything else, compared as text
+  std::vector<std::string> exact_;  // IPv6 and anything else, in canonical form
 };
 
-// Token bucket per key, sharded to keep lock contention low. When a shard holds too many
-// keys, idle (full) buckets are dropped; a flood of distinct addresses cannot grow memory.
+// The rate limiter's key for a client address: IPv4 addresses as they are, IPv6 addresses by
+// their /64 (one subscriber's network: a single host can use any of its 2^64 addresses).
+std::string rateLimitKey(std::string_view address);
+
+// Token bucket per key, sharded to keep lock contention low, with a bounded memory: each shard
+// holds at most maxKeys/16 keys in least-recently-used order. A new key takes the least recently
+// used bucket only when that bucket has refilled, so forgetting it changes nothing; when the
+// shard is full of clients active within the last burst/rate seconds, newcomers share the
+// shard's one overflow bucket until some go idle. No active client is ever forgotten, and a
+// flood of distinct addresses cannot grow memory or reset anybody's limit.
 class RateLimiter {
  public:
   RateLimiter(double ratePerSecond, double burst, std::size_t maxKeys = 65536);
@@ -45,10 +57,19 @@ class RateLimiter {
     double tokens;
     std::chrono::steady_clock::time_point last;
   };
+  struct Entry {
+    std::string key;
+    Bucket bucket;
+  };
   struct Shard {
     std::mutex mutex;
-    std::unordered_map<std::string, Bucket> buckets;
+    std::list<Entry> recent;  // most recently used first
+    std::unordered_map<std::string_view, std::list<Entry>::iterator> index;  // views into recent's keys
+    Bucket overflow;
   };
+  bool take(Bucket& bucket, std::chrono::steady_clock::time_point now) const;
+  bool refilled(const Bucket& bucket, std::chrono::steady_clock::time_point now) const;
+
   static constexpr std::size_t kShards = 16;
   double rate_;
   double burst_;
