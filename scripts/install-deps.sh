@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential cmake pkg-config ninja-build
-  prometheus-cpp-dev libcivetweb-dev civetweb libhiredis-dev libpq-dev libyaml-cpp-dev
+  prometheus-cpp-dev libcivetweb-dev civetweb libmicrohttpd-dev libhiredis-dev libpq-dev libyaml-cpp-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev zlib1g-dev libssl-dev
   libsimdjson-dev libcurl4-openssl-dev libmariadb-dev
   # sanitizers and fuzzing

@@ -14,7 +14,7 @@
 set -uo pipefail
 export TZ=UTC   # access-log timestamps are written as +0000
 
-EXPORTER_URL=${EXPORTER_URL:-http://exporter:10045}
+INGEST_URL=${INGEST_URL:-http://exporter:10046}   # the beacon listener (ingest.listen_address)
 REDIS_HOST=${REDIS_HOST:-redis}
 REDIS_PORT=${REDIS_PORT:-6379}
 PGHOST=${PGHOST:-postgres}
@@ -63,7 +63,7 @@ send_beacon() {
   metric m5 INP "$ms_inp" "$pv" "$page" "$device"
   # sendBeacon posts strings as text/plain (no CORS preflight); do the same.
   curl -fsS -o /dev/null -m 5 -X POST -H 'Content-Type: text/plain;charset=UTF-8' \
-    --data-binary "[$m1,$m2,$m3,$m4,$m5]" "$EXPORTER_URL/ingest/vitals" || log "beacon failed"
+    --data-binary "[$m1,$m2,$m3,$m4,$m5]" "$INGEST_URL/ingest/vitals" || log "beacon failed"
 }
 
 LEVELS=(global page component); SEVERITIES=(error error warning fatal)
@@ -72,7 +72,7 @@ send_error() {
   pick page ROUTES; pick level LEVELS; pick severity SEVERITIES
   curl -fsS -o /dev/null -m 5 -X POST -H 'Content-Type: application/json' \
     --data-binary "{\"message\":\"TypeError: cannot read properties of undefined (loadgen)\",\"level\":\"$level\",\"component\":\"Cart\",\"page\":\"$page\",\"severity\":\"$severity\"}" \
-    "$EXPORTER_URL/ingest/errors" || log "error report failed"
+    "$INGEST_URL/ingest/errors" || log "error report failed"
 }
 
 queue_jobs() {
@@ -136,7 +136,7 @@ write_backup() {
 
 mkdir -p "$(dirname "$ACCESS_LOG")" "$BACKUP_DIR"
 touch "$ACCESS_LOG"
-log "exporter=$EXPORTER_URL redis=$REDIS_HOST:$REDIS_PORT postgres=$PGHOST log=$ACCESS_LOG backups=$BACKUP_DIR tick=${TICK}s"
+log "beacons=$INGEST_URL redis=$REDIS_HOST:$REDIS_PORT postgres=$PGHOST log=$ACCESS_LOG backups=$BACKUP_DIR tick=${TICK}s"
 
 last_backup=0
 tick=0

@@ -3,6 +3,7 @@
 
 #include <malloc.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -59,6 +60,13 @@ int main(int argc, char** argv) {
   // after the first such block and serve the next ones from the heap, which keeps them.
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
+  // Every open beacon connection is a descriptor: allow as many as the hard limit does (as Go
+  // programs, Debian's other exporters among them, do at start).
+  if (rlimit files{}; getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+  }
+
   // Block the signals before any thread exists, so every thread inherits the mask and the
   // main thread alone receives them with sigwait: no async-signal-safety pitfalls.
   sigset_t signals;
@@ -70,7 +78,7 @@ int main(int argc, char** argv) {
   // A client that hangs up mid-response must not kill the process.
   signal(SIGPIPE, SIG_IGN);
 
-  HttpServerOptions http;
+  CivetWebOptions http;
   http.listenAddress = options.listenAddress;
   Exporter exporter(options.configFile, http);
   try {

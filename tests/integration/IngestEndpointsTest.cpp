@@ -18,9 +18,9 @@ namespace {
 const std::string kJson = "Content-Type: application/json";
 const std::string kText = "Content-Type: text/plain;charset=UTF-8";
 
+// Lines of an `ingest:` section (the listener is added by BeaconExporter).
 std::string ingestConfig(const std::string& extra = "") {
-  return "ingest:\n"
-         "  allowed_origins: [\"https://app.example\"]\n"
+  return "  allowed_origins: [\"https://app.example\"]\n"
          "  routes: [\"/tutors/:id\", \"/blog/*\"]\n"
          "  max_body_bytes: 4096\n"
          "  max_batch: 5\n"
@@ -28,13 +28,29 @@ std::string ingestConfig(const std::string& extra = "") {
          "  burst: 1000\n" + extra;
 }
 
-HttpResult post(const ExporterProcess& e, const std::string& path, const std::string& body,
+// The exporter with an `ingest:` section made of `lines` and its beacon listener (the default
+// layout) on a free loopback port.
+class BeaconExporter : public ExporterProcess {
+ public:
+  explicit BeaconExporter(const std::string& lines, int port = freePort())
+      : ExporterProcess(section(lines, port)), port_(port) {}
+  static std::string section(const std::string& lines, int port) {
+    return "ingest:\n  listen_address: \"127.0.0.1:" + std::to_string(port) + "\"\n" + lines;
+  }
+  std::string beaconUrl(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+  int beaconPort() const { return port_; }
+
+ private:
+  int port_;
+};
+
+HttpResult post(const BeaconExporter& e, const std::string& path, const std::string& body,
                 std::vector<std::string> headers = {kText}) {
-  return httpRequest("POST", e.url(path), headers, body);
+  return httpRequest("POST", e.beaconUrl(path), headers, body);
 }
 
-// A client that opens a connection, sends half a request and stalls: it holds one CivetWeb
-// worker until the request timeout. Closed by the destructor.
+// A client that opens a connection, sends half a request and stalls: it holds a connection (on
+// CivetWeb, a worker thread) until the request timeout. Closed by the destructor.
 class StalledClient {
  public:
   explicit StalledClient(int port) : fd_(connectLoopback(port)) {
@@ -58,7 +74,7 @@ const std::string kBeacon = R"({"name":"LCP","value":1200,"id":"v4-own","page":"
 }  // namespace
 
 TEST(IngestVitals, BatchIsRecordedPerRouteAndDeviceInSeconds) {
-  ExporterProcess e(ingestConfig());
+  BeaconExporter e(ingestConfig());
   const std::string batch = R"([
     {"name":"LCP","value":2100,"rating":"good","delta":2100,"id":"v4-1","navigationType":"navigate","page":"/tutors/42?ref=x","pageViewId":"pv1"},
     {"name":"TTFB","value":350,"id":"v4-2","page":"/tutors/42","pageViewId":"pv1"},
@@ -91,7 +107,7 @@ TEST(IngestVitals, BatchIsRecordedPerRouteAndDeviceInSeconds) {
 }
 
 TEST(IngestVitals, RetriedBeaconIsCountedOnce) {
-  ExporterProcess e(ingestConfig());
+  BeaconExporter e(ingestConfig());
   const std::string beacon = R"({"name":"FCP","value":900,"id":"v4-retry","page":"/tutors/1"})";
   EXPECT_EQ(post(e, "/ingest/vitals", beacon).status, 204);
   EXPECT_EQ(post(e, "/ingest/vitals", beacon).status, 204);
@@ -101,7 +117,7 @@ TEST(IngestVitals, RetriedBeaconIsCountedOnce) {
 }
 
 TEST(IngestVitals, BadEntriesAreRejectedOneByOneAndTheRestKept) {
-  ExporterProcess e(ingestConfig());
+  BeaconExporter e(ingestConfig());
   auto r = post(e, "/ingest/vitals", R"([{"name":"LCP","value":1000,"id":"a"},{"name":"XYZ","value":1},
       {"name":"INP","value":-1},{"name":"LCP","value":700000},{"name":"CLS","value":150}])");
   EXPECT_EQ(r.status, 204);
@@ -116,7 +132,7 @@ TEST(IngestVitals, BadEntriesAreRejectedOneByOneAndTheRestKept) {
 }
 
 TEST(IngestVitals, RefusalsCarryStatusAndReason) {
-  ExporterProcess e(ingestConfig());
+  BeaconExporter e(ingestConfig());
   auto malformed = post(e, "/ingest/vitals", "{\"name\": ");
   EXPECT_EQ(malformed.status, 400);
   EXPECT_EQ(malformed.body.rfind("malformed JSON: ", 0), 0u) << malformed.body;
@@ -134,14 +150,16 @@ TEST(IngestVitals, RefusalsCarryStatusAndReason) {
   EXPECT_EQ(big.body, "body of 5002 bytes exceeds the limit of 4096\n");
   EXPECT_EQ(big.headers["connection"], "close");
 
+  // A body of unknown length is refused before a byte of it is read.
   auto chunked = post(e, "/ingest/vitals", std::string(100000, ' '), {kText, "Transfer-Encoding: chunked"});
-  EXPECT_EQ(chunked.status, 413);
-  EXPECT_EQ(chunked.body, "body exceeds the limit of 4096 bytes\n");
+  EXPECT_EQ(chunked.status, 411);
+  EXPECT_EQ(chunked.body, "a Content-Length is required (Transfer-Encoding bodies are not accepted)\n");
+  EXPECT_EQ(chunked.headers["connection"], "close");
 
   auto form = post(e, "/ingest/vitals", "{}", {"Content-Type: application/x-www-form-urlencoded"});
   EXPECT_EQ(form.status, 415);
 
-  auto get = httpRequest("GET", e.url("/ingest/vitals"));
+  auto get = httpRequest("GET", e.beaconUrl("/ingest/vitals"));
   EXPECT_EQ(get.status, 405);
   EXPECT_EQ(get.headers["allow"], "POST, OPTIONS");
 
@@ -151,7 +169,8 @@ TEST(IngestVitals, RefusalsCarryStatusAndReason) {
 
   auto m = e.metrics();
   EXPECT_EQ(m["apphealth_ingest_requests_total{endpoint=\"vitals\",code=\"400\"}"], 3);
-  EXPECT_EQ(m["apphealth_ingest_requests_total{endpoint=\"vitals\",code=\"413\"}"], 3);
+  EXPECT_EQ(m["apphealth_ingest_requests_total{endpoint=\"vitals\",code=\"413\"}"], 2);
+  EXPECT_EQ(m["apphealth_ingest_requests_total{endpoint=\"vitals\",code=\"411\"}"], 1);
   EXPECT_EQ(m["apphealth_ingest_requests_total{endpoint=\"vitals\",code=\"415\"}"], 1);
   EXPECT_EQ(m["apphealth_ingest_requests_total{endpoint=\"vitals\",code=\"405\"}"], 1);
   EXPECT_EQ(m["apphealth_ingest_requests_total{endpoint=\"vitals\",code=\"403\"}"], 1);
@@ -160,21 +179,21 @@ TEST(IngestVitals, RefusalsCarryStatusAndReason) {
 }
 
 TEST(IngestVitals, CorsPreflightAndAllowedOrigin) {
-  ExporterProcess e(ingestConfig());
-  auto preflight = httpRequest("OPTIONS", e.url("/ingest/vitals"),
+  BeaconExporter e(ingestConfig());
+  auto preflight = httpRequest("OPTIONS", e.beaconUrl("/ingest/vitals"),
                                {"Origin: https://app.example", "Access-Control-Request-Method: POST"});
   EXPECT_EQ(preflight.status, 204);
   EXPECT_EQ(preflight.headers["access-control-allow-origin"], "https://app.example");
   EXPECT_EQ(preflight.headers["access-control-allow-methods"], "POST, OPTIONS");
   EXPECT_EQ(preflight.headers["access-control-allow-headers"], "Content-Type");
-  EXPECT_EQ(httpRequest("OPTIONS", e.url("/ingest/vitals"), {"Origin: https://evil.example"}).status, 403);
+  EXPECT_EQ(httpRequest("OPTIONS", e.beaconUrl("/ingest/vitals"), {"Origin: https://evil.example"}).status, 403);
   auto ok = post(e, "/ingest/vitals", R"({"name":"LCP","value":1})", {kJson, "Origin: https://app.example"});
   EXPECT_EQ(ok.status, 204);
   EXPECT_EQ(ok.headers["access-control-allow-origin"], "https://app.example");
 }
 
 TEST(IngestVitals, RateLimitPerClientHonoursForwardedForOnlyFromTrustedProxies) {
-  ExporterProcess e("ingest:\n  rate_per_second: 0.01\n  burst: 3\n  trusted_proxies: [\"127.0.0.0/8\"]\n");
+  BeaconExporter e("  rate_per_second: 0.01\n  burst: 3\n  trusted_proxies: [\"127.0.0.0/8\"]\n");
   const std::string beacon = R"({"name":"LCP","value":1})";
   auto from = [&](const std::string& client) {
     return post(e, "/ingest/vitals", beacon, {kText, "X-Forwarded-For: " + client + ", 127.0.0.5"}).status;
@@ -187,7 +206,7 @@ TEST(IngestVitals, RateLimitPerClientHonoursForwardedForOnlyFromTrustedProxies) 
   EXPECT_EQ(from("198.51.100.9"), 204);  // another client has its own bucket
 
   // Without trusted proxies the header is ignored: every request is the peer 127.0.0.1.
-  ExporterProcess untrusted("ingest:\n  rate_per_second: 0.01\n  burst: 2\n");
+  BeaconExporter untrusted("  rate_per_second: 0.01\n  burst: 2\n");
   int accepted = 0;
   for (int i = 0; i < 4; ++i) {
     accepted += post(untrusted, "/ingest/vitals", beacon, {kText, "X-Forwarded-For: 10.0.0." + std::to_string(i)}).status == 204;
@@ -196,7 +215,7 @@ TEST(IngestVitals, RateLimitPerClientHonoursForwardedForOnlyFromTrustedProxies) 
 }
 
 TEST(IngestVitals, LabelSetsAreCappedPerFamily) {
-  ExporterProcess e("ingest:\n  routes: [\"/a\", \"/b\", \"/c\"]\n  max_routes: 2\n  rate_per_second: 1000\n  burst: 1000\n");
+  BeaconExporter e("  routes: [\"/a\", \"/b\", \"/c\"]\n  max_routes: 2\n  rate_per_second: 1000\n  burst: 1000\n");
   for (const char* page : {"/a", "/b", "/c", "/c", "/zzz"}) {
     EXPECT_EQ(post(e, "/ingest/vitals", std::string(R"({"name":"LCP","value":1,"page":")") + page + "\"}").status, 204);
   }
@@ -211,7 +230,7 @@ TEST(IngestVitals, LabelSetsAreCappedPerFamily) {
 
 TEST(IngestErrors, ReportsAreCountedAndLoggedSanitizedWithRotation) {
   TempDir dir;
-  ExporterProcess e(ingestConfig("  error_log:\n    file: " + dir.file("errors.jsonl") + "\n    max_bytes: 4096\n    keep: 2\n"));
+  BeaconExporter e(ingestConfig("  error_log:\n    file: " + dir.file("errors.jsonl") + "\n    max_bytes: 4096\n    keep: 2\n"));
   auto r = post(e, "/ingest/errors",
                 R"([{"message":"TypeError: x is undefined for bob.smith@example.com, card 4111 1111 1111 1111","level":"component","component":"Cart","page":"/tutors/7","severity":"fatal"},
                     {"message":"boom","level":"global"},{"level":"page"}])",
@@ -241,7 +260,7 @@ TEST(IngestErrors, ReportsAreCountedAndLoggedSanitizedWithRotation) {
 }
 
 TEST(IngestExposition, PromtoolAcceptsIngestMetrics) {
-  ExporterProcess e(ingestConfig());
+  BeaconExporter e(ingestConfig());
   post(e, "/ingest/vitals", R"([{"name":"LCP","value":1200,"page":"/tutors/1"},{"name":"CLS","value":0.01}])");
   post(e, "/ingest/errors", R"({"message":"x","level":"page"})");
   TempDir dir;
@@ -251,45 +270,56 @@ TEST(IngestExposition, PromtoolAcceptsIngestMetrics) {
 }
 
 TEST(IngestListener, OwnListenerServesOnlyBeaconsAndNeverDelaysScrapes) {
-  const int ingestPort = freePort();
-  const std::string ingestUrl = "http://127.0.0.1:" + std::to_string(ingestPort);
-  ExporterProcess e(ingestConfig("  listen_address: \"127.0.0.1:" + std::to_string(ingestPort) +
-                                 "\"\n  max_connections: 4\n"));
-  EXPECT_EQ(httpRequest("POST", ingestUrl + "/ingest/vitals", {kText}, kBeacon).status, 204);
+  BeaconExporter e(ingestConfig());
+  const std::string vitals = e.beaconUrl("/ingest/vitals");
+  EXPECT_EQ(httpRequest("POST", vitals, {kText}, kBeacon).status, 204);
   // The beacon endpoints moved; /metrics and the admin endpoints stay on the private listener.
-  EXPECT_EQ(post(e, "/ingest/vitals", kBeacon).status, 404);
-  EXPECT_EQ(httpRequest("GET", ingestUrl + "/metrics").status, 404);
-  EXPECT_EQ(httpRequest("POST", ingestUrl + "/-/reload").status, 404);
+  EXPECT_EQ(httpRequest("POST", e.url("/ingest/vitals"), {kText}, kBeacon).status, 404);
+  EXPECT_EQ(httpRequest("GET", e.beaconUrl("/metrics")).status, 404);
+  EXPECT_EQ(httpRequest("POST", e.beaconUrl("/-/reload")).status, 404);
   EXPECT_EQ(e.metric("apphealth_web_vitals_lcp_seconds_count{route=\"/tutors/:id\",device=\"desktop\"}"), 1);
-  EXPECT_NE(e.get("/").body.find("on its own listener, 127.0.0.1:" + std::to_string(ingestPort)), std::string::npos);
+  EXPECT_NE(e.get("/").body.find("on its own listener, 127.0.0.1:" + std::to_string(e.beaconPort())), std::string::npos);
 
-  {
-    // Stalled clients take every ingest worker (and queue two more): beacons now wait...
-    std::vector<std::unique_ptr<StalledClient>> stalled;
-    for (int i = 0; i < 6; ++i) {
-      stalled.push_back(std::make_unique<StalledClient>(ingestPort));
-      ASSERT_TRUE(stalled.back()->ok());
-    }
-    std::this_thread::sleep_for(300ms);
-    EXPECT_EQ(httpRequest("POST", ingestUrl + "/ingest/vitals", {kText}, kBeacon, 1000).status, 0);
-    // ...while scrapes and health checks answer at once.
-    for (int i = 0; i < 5; ++i) {
-      auto r = httpRequest("GET", e.url("/metrics"), {}, "", 2000);
-      EXPECT_EQ(r.status, 200);
-      EXPECT_NE(r.body.find("apphealth_web_vitals_lcp_seconds_count"), std::string::npos);
-    }
-    EXPECT_EQ(httpRequest("GET", e.url("/-/ready"), {}, "", 2000).status, 200);
+  // Stalled clients hold no worker on the event-driven beacon listener: beacons, scrapes and
+  // health checks are all answered while they wait.
+  std::vector<std::unique_ptr<StalledClient>> stalled;
+  for (int i = 0; i < 12; ++i) {
+    stalled.push_back(std::make_unique<StalledClient>(e.beaconPort()));
+    ASSERT_TRUE(stalled.back()->ok());
   }
-  // The stalled clients gone, beacons flow again.
-  EXPECT_TRUE(waitFor([&] {
-    return httpRequest("POST", ingestUrl + "/ingest/vitals", {kText}, kBeacon, 1000).status == 204;
-  }, 5s));
+  EXPECT_TRUE(waitFor([&] { return e.metric("apphealth_ingest_connections") >= 12; }, 5s));
+  EXPECT_EQ(httpRequest("POST", vitals, {kText}, kBeacon, 2000).status, 204);
+  for (int i = 0; i < 5; ++i) {
+    auto r = httpRequest("GET", e.url("/metrics"), {}, "", 2000);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_NE(r.body.find("apphealth_web_vitals_lcp_seconds_count"), std::string::npos);
+  }
+  EXPECT_EQ(httpRequest("GET", e.url("/-/ready"), {}, "", 2000).status, 200);
 }
 
-TEST(IngestListener, SharedListenerKeepsWorkersForScrapesBesideMaxConnections) {
+TEST(IngestListener, PerClientAndTotalConnectionCapsAtAccept) {
+  BeaconExporter e(ingestConfig("  max_connections: 6\n  max_connections_per_client: 3\n"));
+  std::vector<std::unique_ptr<StalledClient>> stalled;
+  for (int i = 0; i < 5; ++i) stalled.push_back(std::make_unique<StalledClient>(e.beaconPort()));
+  EXPECT_TRUE(waitFor([&] { return e.metric("apphealth_ingest_connections_refused_total{reason=\"client_limit\"}") == 2; }, 5s));
+  EXPECT_EQ(e.metric("apphealth_ingest_connections"), 3);
+  EXPECT_EQ(e.metric("apphealth_ingest_connections_refused_total{reason=\"listener_limit\"}"), 0);
+}
+
+TEST(IngestListener, TrustedProxiesAreExemptFromThePerClientCap) {
+  BeaconExporter e(ingestConfig("  max_connections_per_client: 2\n  trusted_proxies: [127.0.0.1]\n"));
+  std::vector<std::unique_ptr<StalledClient>> stalled;
+  for (int i = 0; i < 6; ++i) stalled.push_back(std::make_unique<StalledClient>(e.beaconPort()));
+  EXPECT_TRUE(waitFor([&] { return e.metric("apphealth_ingest_connections") == 6; }, 5s));
+  EXPECT_EQ(e.metric("apphealth_ingest_connections_refused_total{reason=\"client_limit\"}"), 0);
+}
+
+TEST(IngestListener, SharedListenerIsAnOptInWithAWarningAndWorkersKeptForScrapes) {
+  ExporterProcess e("ingest:\n  shared_listener: true\n  max_connections: 4\n  rate_per_second: 1000\n  burst: 1000\n");
+  EXPECT_NE(e.log().find("ingest.shared_listener: the beacon endpoints share"), std::string::npos) << e.log();
+  EXPECT_NE(e.get("/").body.find("on this listener"), std::string::npos);
   // 16 workers are kept for scrapes on top of ingest's max_connections: 16 stalled beacon
   // clients do not shut Prometheus out.
-  ExporterProcess e(ingestConfig("  max_connections: 4\n"));
   std::vector<std::unique_ptr<StalledClient>> stalled;
   for (int i = 0; i < 16; ++i) {
     stalled.push_back(std::make_unique<StalledClient>(e.port()));
@@ -297,23 +327,24 @@ TEST(IngestListener, SharedListenerKeepsWorkersForScrapesBesideMaxConnections) {
   }
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(httpRequest("GET", e.url("/metrics"), {}, "", 2000).status, 200);
-  EXPECT_EQ(post(e, "/ingest/vitals", kBeacon).status, 204);
+  EXPECT_EQ(httpRequest("POST", e.url("/ingest/vitals"), {kText}, kBeacon).status, 204);
+  // The same framing rules on CivetWeb: no chunked bodies, no body cut short.
+  EXPECT_EQ(httpRequest("POST", e.url("/ingest/vitals"), {kText, "Transfer-Encoding: chunked"}, kBeacon).status, 411);
 }
 
 TEST(IngestListener, MovingTheListenerOnReloadIsRefusedAndTheOldConfigKept) {
   const int ingestPort = freePort();
-  const std::string listener = "  listen_address: \"127.0.0.1:" + std::to_string(ingestPort) + "\"\n";
-  ExporterProcess e(ingestConfig(listener));
-  e.rewriteConfig(ingestConfig("  listen_address: \"127.0.0.1:" + std::to_string(freePort()) + "\"\n"));
+  BeaconExporter e(ingestConfig(), ingestPort);
+  e.rewriteConfig(BeaconExporter::section(ingestConfig(), freePort()));
   auto r = httpRequest("POST", e.url("/-/reload"));
   EXPECT_EQ(r.status, 500);
   EXPECT_NE(r.body.find("needs a restart"), std::string::npos) << r.body;
   EXPECT_EQ(e.metric("apphealth_config_last_reload_successful"), 0);
-  EXPECT_EQ(httpRequest("POST", "http://127.0.0.1:" + std::to_string(ingestPort) + "/ingest/vitals", {kText}, kBeacon)
-                .status,
-            204);
+  EXPECT_EQ(httpRequest("POST", e.beaconUrl("/ingest/vitals"), {kText}, kBeacon).status, 204);
+  e.rewriteConfig(BeaconExporter::section(ingestConfig("  request_timeout: 3s\n"), ingestPort));
+  EXPECT_EQ(httpRequest("POST", e.url("/-/reload")).status, 500);
   // Other ingest settings still reload in place.
-  e.rewriteConfig(ingestConfig(listener + "  max_routes: 7\n"));
+  e.rewriteConfig(BeaconExporter::section(ingestConfig("  max_routes: 7\n"), ingestPort));
   EXPECT_EQ(httpRequest("POST", e.url("/-/reload")).status, 200);
   EXPECT_EQ(e.metric("apphealth_config_last_reload_successful"), 1);
 }

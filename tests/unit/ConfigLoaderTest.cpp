@@ -223,22 +223,43 @@ TEST(ConfigLoader, MissingFile) {
 }
 
 TEST(ConfigLoader, IngestListenerAndConnections) {
-  const auto ok = loadConfigText("ingest:\n  listen_address: \":10046\"\n  max_connections: 200\n", "c.yml");
+  const auto ok = loadConfigText("ingest:\n  listen_address: \"127.0.0.1:20046\"\n  max_connections: 200\n"
+                                 "  max_connections_per_client: 4\n  request_timeout: 3s\n", "c.yml");
   ASSERT_TRUE(ok.config) << (ok.errors.empty() ? "" : ok.errors[0].format());
-  EXPECT_EQ(ok.config->ingest.listen_address, ":10046");
+  EXPECT_EQ(ok.config->ingest.listen_address, "127.0.0.1:20046");
   EXPECT_EQ(ok.config->ingest.max_connections, 200);
+  EXPECT_EQ(ok.config->ingest.max_connections_per_client, 4);
+  EXPECT_EQ(ok.config->ingest.request_timeout, std::chrono::seconds(3));
+  // The default layout: the beacon endpoints on their own listener.
   const auto defaults = loadConfigText("ingest: {}\n", "c.yml");
   ASSERT_TRUE(defaults.config);
-  EXPECT_EQ(defaults.config->ingest.listen_address, "");  // shares --web.listen-address
-  EXPECT_EQ(defaults.config->ingest.max_connections, 64);
+  EXPECT_EQ(defaults.config->ingest.listen_address, ":10046");
+  EXPECT_FALSE(defaults.config->ingest.shared_listener);
+  EXPECT_EQ(defaults.config->ingest.max_connections, 1024);
+  EXPECT_EQ(defaults.config->ingest.max_connections_per_client, 16);
+  EXPECT_EQ(defaults.config->ingest.request_timeout, std::chrono::seconds(10));
+  // Sharing the main listener is an explicit choice; there max_connections counts worker threads.
+  const auto shared = loadConfigText("ingest:\n  shared_listener: true\n", "c.yml");
+  ASSERT_TRUE(shared.config);
+  EXPECT_TRUE(shared.config->ingest.shared_listener);
+  EXPECT_EQ(shared.config->ingest.listen_address, "");
+  EXPECT_EQ(shared.config->ingest.max_connections, 64);
+  EXPECT_EQ(errorsOf("ingest:\n  shared_listener: true\n  listen_address: \":10046\"\n"),
+            std::vector<std::string>{"c.yml:3:19: listen_address and shared_listener: true exclude each other "
+                                     "(shared_listener serves the beacon endpoints on --web.listen-address)"});
+  EXPECT_EQ(errorsOf("ingest:\n  shared_listener: true\n  max_connections: 2000\n").size(), 1u);
 
   EXPECT_EQ(errorsOf("ingest:\n  listen_address: \"10046\"\n"),
             std::vector<std::string>{"c.yml:2:19: listen address '10046' needs a port, e.g. :10045"});
   EXPECT_EQ(errorsOf("ingest:\n  listen_address: \"127.0.0.1:99999\"\n"),
             std::vector<std::string>{"c.yml:2:19: listen address '127.0.0.1:99999' has an invalid port"});
+  EXPECT_EQ(errorsOf("ingest:\n  listen_address: \"beacons.example:10046\"\n"),
+            std::vector<std::string>{"c.yml:2:19: listen address 'beacons.example:10046': the host must be an IPv4 "
+                                     "address, localhost or empty"});
   const auto tooMany = errorsOf("ingest:\n  max_connections: 0\n");
   ASSERT_EQ(tooMany.size(), 1u);
   EXPECT_EQ(tooMany[0].rfind("c.yml:2:20: ", 0), 0u) << tooMany[0];
+  EXPECT_EQ(errorsOf("ingest:\n  request_timeout: 10ms\n").size(), 1u);
 }
 
 TEST(ConfigLoader, TrustedProxiesAreWhatTheClientAddressCanMatch) {

@@ -1,7 +1,9 @@
 #include "app/Exporter.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -14,6 +16,7 @@
 #include "collectors/postgres/PostgresSqlMetricsCollector.h"
 #include "collectors/redis/RedisQueueCollector.h"
 #include "metrics/Exposition.h"
+#include "http/SameOrigin.h"
 #include "status/StatusReport.h"
 #include "util/Gzip.h"
 
@@ -25,19 +28,26 @@ double nowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// 405 unless the method is one of `allowed` ("GET" implies HEAD).
-bool allowOnly(mg_connection* conn, const mg_request_info& request, const std::string& allowed) {
-  const std::string method = request.request_method;
-  if (allowed == "GET" && (method == "GET" || method == "HEAD")) return true;
-  if (method == allowed) return true;
+// A 405 refusal unless the method is `allowed` ("GET" implies HEAD).
+std::optional<HttpResponse> refuseMethod(const HttpRequest& request, const std::string& allowed) {
+  const std::string method(request.method());
+  if (allowed == "GET" && (method == "GET" || method == "HEAD")) return std::nullopt;
+  if (method == allowed) return std::nullopt;
   const std::string allow = allowed == "GET" ? "GET, HEAD" : allowed;
-  sendError(conn, 405, "method " + method + " not allowed; use " + allow, {{"Allow", allow}});
-  return false;
+  return errorResponse(405, "method " + method + " not allowed; use " + allow, {{"Allow", allow}});
+}
+
+// Settings the beacon listener is built with: changing them needs a restart.
+bool sameBeaconListener(const IngestConfig& a, const IngestConfig& b) {
+  return a.enabled == b.enabled && a.vitals_path == b.vitals_path && a.errors_path == b.errors_path &&
+         a.listen_address == b.listen_address && a.shared_listener == b.shared_listener &&
+         a.max_connections == b.max_connections && a.max_connections_per_client == b.max_connections_per_client &&
+         a.request_timeout == b.request_timeout;
 }
 
 }  // namespace
 
-Exporter::Exporter(std::string configFile, HttpServerOptions http)
+Exporter::Exporter(std::string configFile, CivetWebOptions http)
     : configFile_(std::move(configFile)), httpOptions_(std::move(http)) {}
 
 Exporter::~Exporter() { stop(); }
@@ -92,24 +102,77 @@ void Exporter::start() {
 
   const auto& ingestConfig = config_->ingest;
   if (ingestConfig.enabled) ingest_ = std::make_shared<ingest::IngestEndpoints>(ingestConfig);
-  HttpServerOptions mainOptions = httpOptions_;
-  // Every open connection holds a worker thread: beacons sharing the main listener get their
-  // own share of workers on top of those kept for scrapes.
-  if (ingest_ && ingestConfig.listen_address.empty()) mainOptions.threads += ingestConfig.max_connections;
-  server_ = std::make_unique<HttpServer>(mainOptions);
-  if (ingest_ && !ingestConfig.listen_address.empty()) {
-    ingestServer_ = std::make_unique<HttpServer>(
-        HttpServerOptions{ingestConfig.listen_address, ingestConfig.max_connections, httpOptions_.requestTimeoutMs});
+  CivetWebOptions mainOptions = httpOptions_;
+  if (ingest_ && ingestConfig.shared_listener) {
+    // Every open connection holds a worker thread: beacons sharing the main listener get their
+    // own share of workers on top of those kept for scrapes.
+    mainOptions.threads += ingestConfig.max_connections;
+    spdlog::warn("ingest.shared_listener: the beacon endpoints share {} with /metrics and /-/reload. Each open "
+                 "connection holds one of its worker threads, so slow or flooding beacon clients can delay scrapes "
+                 "past Prometheus' timeout, and whoever reaches the beacons reaches the admin endpoints too. For "
+                 "beacons from the internet, use the default: their own listener (ingest.listen_address, :10046)",
+                 httpOptions_.listenAddress);
+  }
+  server_ = std::make_unique<CivetWebListener>(mainOptions);
+  if (ingest_ && !ingestConfig.shared_listener) {
+    MicroHttpdOptions beacon;
+    beacon.listenAddress = ingestConfig.listen_address;
+    // Event loops: about two per core keep the cores busy while one loop waits on the disk
+    // (ingest.error_log) or is descheduled on a shared machine.
+    beacon.threads = static_cast<int>(std::clamp(2 * std::thread::hardware_concurrency(), 2u, 16u));
+    beacon.maxConnections = ingestConfig.max_connections;
+    beacon.maxConnectionsPerClient = ingestConfig.max_connections_per_client;
+    beacon.requestTimeout = ingestConfig.request_timeout;
+    // A trusted proxy in front carries many clients' connections: no per-client cap for it.
+    beacon.unlimitedClient = [this](std::string_view address) {
+      const auto endpoints = ingest();
+      return endpoints && endpoints->isTrustedProxy(address);
+    };
+    beaconListener_ = std::make_unique<MicroHttpdListener>(std::move(beacon));
+    rlimit files{};
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < static_cast<rlim_t>(ingestConfig.max_connections) + 256) {
+      spdlog::warn("ingest.max_connections is {} but this process may open only {} files; raise the limit "
+                   "(systemd: LimitNOFILE=) or lower max_connections",
+                   ingestConfig.max_connections, files.rlim_cur);
+    }
   }
   installRoutes();
   ready_ = true;
   spdlog::info("apphealth_exporter {} listening on {} with {} collectors from {}{}", APPHEALTH_VERSION,
                httpOptions_.listenAddress, runners_.size(), configFile_,
-               ingestServer_ ? "; beacon ingest on " + ingestConfig.listen_address : std::string());
+               beaconListener_ ? "; beacon ingest on " + ingestConfig.listen_address : std::string());
 }
 
-ReloadResult Exporter::reload() {
-  std::lock_guard reloadLock(reloadMutex_);
+std::optional<ReloadResult> Exporter::reload() {
+  reloadRequested_ = true;
+  auto result = runRequestedReloads();
+  if (!result) spdlog::info("a reload is in progress; it runs once more when it ends");
+  return result;
+}
+
+std::optional<ReloadResult> Exporter::tryReload() {
+  std::unique_lock lock(reloadMutex_, std::try_to_lock);
+  if (!lock.owns_lock()) return std::nullopt;
+  auto result = reloadLocked();
+  lock.unlock();
+  runRequestedReloads();  // a SIGHUP that came in meanwhile
+  return result;
+}
+
+// Runs reloads while any is requested and nobody else is running one; the one holding the lock
+// sees requests made meanwhile (the outer loop closes the window between its last check and
+// its unlock). Returns the last result, or nullopt when another thread is reloading.
+std::optional<ReloadResult> Exporter::runRequestedReloads() {
+  std::optional<ReloadResult> last;
+  while (reloadRequested_) {
+    std::unique_lock lock(reloadMutex_, std::try_to_lock);
+    if (!lock.owns_lock()) return last;
+    while (reloadRequested_.exchange(false)) last = reloadLocked();
+  }
+  return last;
+}
+
+ReloadResult Exporter::reloadLocked() {
   auto loaded = loadConfigFile(configFile_);
   if (!loaded.config) {
     ReloadResult result;
@@ -120,14 +183,11 @@ ReloadResult Exporter::reload() {
   }
   auto config = std::make_shared<const Config>(std::move(*loaded.config));
   const auto& oldIngest = config_->ingest;
-  if (config->ingest.enabled != oldIngest.enabled || config->ingest.vitals_path != oldIngest.vitals_path ||
-      config->ingest.errors_path != oldIngest.errors_path ||
-      config->ingest.listen_address != oldIngest.listen_address ||
-      config->ingest.max_connections != oldIngest.max_connections) {
+  if (!sameBeaconListener(config->ingest, oldIngest)) {
     ReloadResult result;
     result.message = configFile_ +
-                     ": enabling, disabling or moving the ingest endpoints (paths, listen_address, max_connections) "
-                     "needs a restart\n";
+                     ": enabling, disabling or moving the ingest endpoints (paths, listen_address, shared_listener, "
+                     "max_connections, max_connections_per_client, request_timeout) needs a restart\n";
     lastReloadOk_ = false;
     spdlog::error("reload failed, keeping the running configuration: {}", result.message);
     return result;
@@ -156,10 +216,10 @@ ReloadResult Exporter::reload() {
 
 void Exporter::stop() {
   ready_ = false;
-  // No more requests; both servers close their listeners in parallel to keep shutdown short.
-  std::thread ingestCloser([this] { ingestServer_.reset(); });
+  // No more requests; both listeners close in parallel to keep shutdown short.
+  std::thread beaconCloser([this] { beaconListener_.reset(); });
   server_.reset();
-  ingestCloser.join();
+  beaconCloser.join();
   std::vector<std::unique_ptr<CollectorRunner>> old;
   {
     std::unique_lock lock(stateMutex_);
@@ -187,6 +247,7 @@ std::string Exporter::renderMetrics() const {
   self.gauge("apphealth_config_last_reload_success_timestamp_seconds",
              "Unix time of the last successful configuration load.", {}, lastReloadSuccess_.load());
   if (auto endpoints = ingest()) endpoints->collect(self);
+  if (beaconListener_) ingest::collectListenerStats(self, beaconListener_->stats());
   snapshots.push_back(std::make_shared<const RenderedFamilies>(renderFamilies(self.take())));
   std::vector<const RenderedFamilies*> parts;
   for (const auto& s : snapshots) parts.push_back(s.get());
@@ -201,62 +262,67 @@ std::shared_ptr<ingest::IngestEndpoints> Exporter::ingest() const {
 void Exporter::installRoutes() {
   if (ingest_) {
     const auto& c = ingest_->config();
-    HttpServer& server = ingestServer_ ? *ingestServer_ : *server_;
-    server.route(c.vitals_path, [this](mg_connection* conn, const mg_request_info& r) { ingest()->handleVitals(conn, r); });
-    server.route(c.errors_path, [this](mg_connection* conn, const mg_request_info& r) { ingest()->handleErrors(conn, r); });
+    HttpListener& listener = beaconListener_ ? static_cast<HttpListener&>(*beaconListener_) : *server_;
+    // Each request takes the endpoints in effect when it arrives (a reload may swap them).
+    listener.route(c.vitals_path, {[this](const HttpRequest& r) { return ingest()->vitals(r); },
+                                   [this](const HttpRequest& r) { return ingest()->head(ingest::Endpoint::Vitals, r); }});
+    listener.route(c.errors_path, {[this](const HttpRequest& r) { return ingest()->errors(r); },
+                                   [this](const HttpRequest& r) { return ingest()->head(ingest::Endpoint::Errors, r); }});
   }
-  server_->route("/metrics", [this](mg_connection* c, const mg_request_info& r) { handleMetrics(c, r); });
-  server_->route("/-/healthy", [](mg_connection* c, const mg_request_info& r) {
-    if (allowOnly(c, r, "GET")) sendResponse(c, {200, "text/plain; charset=utf-8", "Healthy\n", {}});
-  });
-  server_->route("/-/ready", [this](mg_connection* c, const mg_request_info& r) {
-    if (!allowOnly(c, r, "GET")) return;
-    if (ready_) sendResponse(c, {200, "text/plain; charset=utf-8", "Ready\n", {}});
-    else sendError(c, 503, "not ready");
-  });
-  server_->route("/-/reload", [this](mg_connection* c, const mg_request_info& r) { handleReload(c, r); });
-  server_->route("/", [this](mg_connection* c, const mg_request_info& r) {
-    if (!allowOnly(c, r, "GET")) return;
-    // Nothing on the page may run or load anything, whatever a target's error text holds.
-    sendResponse(c, {200, "text/html; charset=utf-8", renderStatusPage(statusInputs()),
-                     {{"Content-Security-Policy",
-                       "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
-                       "frame-ancestors 'none'"},
-                      {"X-Content-Type-Options", "nosniff"},
-                      {"Cache-Control", "no-store"}}});
-  });
-  server_->route("/api/v1/status", [this](mg_connection* c, const mg_request_info& r) {
-    if (!allowOnly(c, r, "GET")) return;
-    const auto inputs = statusInputs();
-    // Uptime checkers that only look at the status code see "unhealthy" as 503.
-    const int code = evaluate(inputs).status == OverallStatus::Unhealthy ? 503 : 200;
-    sendResponse(c, {code, "application/json", renderStatusJson(inputs),
-                     {{"Cache-Control", "no-store"}, {"X-Content-Type-Options", "nosniff"}}});
-  });
+  server_->route("/metrics", {[this](const HttpRequest& r) { return handleMetrics(r); }, {}});
+  server_->route("/-/healthy", {[](const HttpRequest& r) {
+                                  if (auto refusal = refuseMethod(r, "GET")) return *refusal;
+                                  return HttpResponse{200, "text/plain; charset=utf-8", "Healthy\n", {}};
+                                }, {}});
+  server_->route("/-/ready", {[this](const HttpRequest& r) {
+                                if (auto refusal = refuseMethod(r, "GET")) return *refusal;
+                                if (!ready_) return errorResponse(503, "not ready");
+                                return HttpResponse{200, "text/plain; charset=utf-8", "Ready\n", {}};
+                              }, {}});
+  server_->route("/-/reload", {[this](const HttpRequest& r) { return handleReload(r); }, {}});
+  server_->route("/", {[this](const HttpRequest& r) {
+                         if (auto refusal = refuseMethod(r, "GET")) return *refusal;
+                         // Nothing on the page may run or load anything, whatever a target's error text holds.
+                         return HttpResponse{200, "text/html; charset=utf-8", renderStatusPage(statusInputs()),
+                                             {{"Content-Security-Policy",
+                                               "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; "
+                                               "form-action 'none'; frame-ancestors 'none'"},
+                                              {"X-Content-Type-Options", "nosniff"},
+                                              {"Cache-Control", "no-store"}}};
+                       }, {}});
+  server_->route("/api/v1/status", {[this](const HttpRequest& r) {
+                                      if (auto refusal = refuseMethod(r, "GET")) return *refusal;
+                                      const auto inputs = statusInputs();
+                                      // Uptime checkers that only look at the status code see "unhealthy" as 503.
+                                      const int code = evaluate(inputs).status == OverallStatus::Unhealthy ? 503 : 200;
+                                      return HttpResponse{code, "application/json", renderStatusJson(inputs),
+                                                          {{"Cache-Control", "no-store"},
+                                                           {"X-Content-Type-Options", "nosniff"}}};
+                                    }, {}});
 }
 
-void Exporter::handleMetrics(mg_connection* conn, const mg_request_info& request) const {
-  if (!allowOnly(conn, request, "GET")) return;
+HttpResponse Exporter::handleMetrics(const HttpRequest& request) const {
+  if (auto refusal = refuseMethod(request, "GET")) return *refusal;
   HttpResponse response;
   response.contentType = kTextContentType;
   response.body = renderMetrics();
-  const char* acceptEncoding = mg_get_header(conn, "Accept-Encoding");
-  if (acceptEncoding != nullptr && acceptsGzip(acceptEncoding)) {
+  if (const auto acceptEncoding = request.header("Accept-Encoding"); acceptEncoding && acceptsGzip(std::string(*acceptEncoding))) {
     response.body = gzipCompress(response.body);
     response.headers.emplace_back("Content-Encoding", "gzip");
   }
   response.headers.emplace_back("Vary", "Accept-Encoding");
-  sendResponse(conn, response);
+  return response;
 }
 
-void Exporter::handleReload(mg_connection* conn, const mg_request_info& request) {
-  if (!allowOnly(conn, request, "POST")) return;
-  const auto result = reload();
-  if (result.ok) {
-    sendResponse(conn, {200, "text/plain; charset=utf-8", result.message + "\n", {}});
-  } else {
-    sendError(conn, 500, "reload failed, running configuration kept:\n" + result.message);
-  }
+// A reload runs on the request's worker thread, one at a time; a second request is answered
+// at once instead of queueing behind the first and holding another worker (the scrapes' own).
+HttpResponse Exporter::handleReload(const HttpRequest& request) {
+  if (auto refusal = refuseMethod(request, "POST")) return *refusal;
+  if (auto problem = foreignRequestProblem(request)) return errorResponse(403, *problem);
+  const auto result = tryReload();
+  if (!result) return errorResponse(409, "reload in progress; try again once it has finished");
+  if (result->ok) return HttpResponse{200, "text/plain; charset=utf-8", result->message + "\n", {}};
+  return errorResponse(500, "reload failed, running configuration kept:\n" + result->message);
 }
 
 StatusInputs Exporter::statusInputs() const {
@@ -273,7 +339,7 @@ StatusInputs Exporter::statusInputs() const {
   in.lastReloadOk = lastReloadOk_;
   if (const auto& ingest = config->ingest; ingest.enabled) {
     in.ingest = "POST " + ingest.vitals_path + " and " + ingest.errors_path +
-                (ingest.listen_address.empty() ? std::string(" on this listener")
+                (ingest.shared_listener ? std::string(" on this listener")
                                                : " on its own listener, " + ingest.listen_address);
   }
   return in;

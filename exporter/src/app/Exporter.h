@@ -5,13 +5,15 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <vector>
 
 #include "collectors/CollectorRunner.h"
 #include "config/ConfigLoader.h"
-#include "http/HttpServer.h"
+#include "http/CivetWebListener.h"
+#include "http/MicroHttpdListener.h"
 #include "ingest/IngestEndpoints.h"
 #include "status/StatusReport.h"
 
@@ -24,12 +26,16 @@ struct ReloadResult {
 
 class Exporter {
  public:
-  Exporter(std::string configFile, HttpServerOptions http);
+  Exporter(std::string configFile, CivetWebOptions http);
   ~Exporter();
 
   // Loads the config and starts serving. Throws std::runtime_error (bad config, port taken).
   void start();
-  ReloadResult reload();
+  // SIGHUP: reloads now, or, when a reload is already running, has it run once more when it
+  // ends (the file may have changed after it was read); nullopt then.
+  std::optional<ReloadResult> reload();
+  // POST /-/reload: reloads now, or returns nullopt at once when a reload is running.
+  std::optional<ReloadResult> tryReload();
   void stop();
 
   int port() const { return server_ ? server_->port() : 0; }
@@ -41,16 +47,19 @@ class Exporter {
  private:
   void installRoutes();
   std::shared_ptr<ingest::IngestEndpoints> ingest() const;
-  void handleMetrics(mg_connection* conn, const mg_request_info& request) const;
-  void handleReload(mg_connection* conn, const mg_request_info& request);
+  HttpResponse handleMetrics(const HttpRequest& request) const;
+  HttpResponse handleReload(const HttpRequest& request);
+  ReloadResult reloadLocked();
+  std::optional<ReloadResult> runRequestedReloads();
   StatusInputs statusInputs() const;
 
   const std::string configFile_;
-  const HttpServerOptions httpOptions_;
-  std::unique_ptr<HttpServer> server_;
-  std::unique_ptr<HttpServer> ingestServer_;  // only with ingest.listen_address
+  const CivetWebOptions httpOptions_;
+  std::unique_ptr<CivetWebListener> server_;
+  std::unique_ptr<MicroHttpdListener> beaconListener_;  // ingest on its own listener (the default)
 
   std::mutex reloadMutex_;  // one reload at a time (SIGHUP and /-/reload may race)
+  std::atomic<bool> reloadRequested_{false};  // by SIGHUP, for whoever holds reloadMutex_
   mutable std::shared_mutex stateMutex_;
   std::shared_ptr<const Config> config_;
   std::vector<std::unique_ptr<CollectorRunner>> runners_;

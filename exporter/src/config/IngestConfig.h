@@ -5,19 +5,27 @@
 #include <string>
 #include <vector>
 
+#include "util/Duration.h"
+
 namespace apphealth {
 
 struct IngestConfig {
   bool enabled = false;  // true as soon as an `ingest:` section exists
   std::string vitals_path = "/ingest/vitals";
   std::string errors_path = "/ingest/errors";
-  // Empty: the endpoints share --web.listen-address. Set (e.g. ":10046"): they get their own
-  // listener and worker pool, so /metrics and /-/reload stay private and scrapes never queue
-  // behind beacon connections.
-  std::string listen_address;
-  // Beacon connections served at once (CivetWeb holds a worker thread per open connection,
-  // keep-alive included); more wait for a free worker.
-  int max_connections = 64;
+  // The beacon endpoints' own listener, the one to publish: /metrics, /-/reload and the
+  // landing page stay on --web.listen-address, and beacon traffic never delays a scrape.
+  std::string listen_address = ":10046";
+  // Opt-in: serve the beacon endpoints on --web.listen-address instead (CivetWeb, a worker
+  // thread per connection: slow beacon clients can then delay scrapes; warned at startup).
+  bool shared_listener = false;
+  // Own listener: open beacon connections at most, more are refused at accept. Shared: worker
+  // threads added to the main listener's 16 (one per open beacon connection).
+  int max_connections = 1024;
+  int max_connections_per_client = 16;  // own listener; trusted proxies are exempt
+  // Own listener: a request (headers and body) must be complete within this long after its
+  // connection was ready for it, or the connection is closed.
+  Duration request_timeout = std::chrono::seconds(10);
   std::vector<std::string> allowed_origins;  // empty: no cross-origin beacons; "*": any origin
   std::vector<std::string> routes;           // "/tutors/:id", "/blog/*"; unmatched -> "other"
   std::size_t max_body_bytes = 64 * 1024;

@@ -39,14 +39,26 @@ std::optional<IngestConfig> parseIngest(LoadContext& ctx, const YAML::Node& node
       ctx.reader().error(map.node(key), std::string(key) + " must start with '/'");
     }
   }
+  map.getBool("shared_listener", c.shared_listener);
   if (map.getString("listen_address", c.listen_address)) {
+    if (c.shared_listener) {
+      ctx.reader().error(map.node("listen_address"),
+                         "listen_address and shared_listener: true exclude each other (shared_listener serves the beacon "
+                         "endpoints on --web.listen-address)");
+    }
     try {
       toCivetListeningPort(c.listen_address);
     } catch (const std::invalid_argument& e) {
       ctx.reader().error(map.node("listen_address"), e.what());
     }
   }
-  map.getInt("max_connections", c.max_connections, 1, 1024);
+  if (c.shared_listener) c.listen_address.clear();
+  // Each open connection is a worker thread on the shared listener, a socket on the own one.
+  if (!map.getInt("max_connections", c.max_connections, 1, c.shared_listener ? 1024 : 1000000)) {
+    c.max_connections = c.shared_listener ? 64 : 1024;
+  }
+  map.getInt("max_connections_per_client", c.max_connections_per_client, 1, 1000000);
+  map.getDuration("request_timeout", c.request_timeout, std::chrono::milliseconds(100), std::chrono::minutes(10));
   map.getStringList("allowed_origins", c.allowed_origins);
   map.getStringList("routes", c.routes);
   std::set<std::string> seen;

@@ -5,8 +5,17 @@
 
 namespace apphealth {
 
-// "127.0.0.1:9100" -> as is; ":9100" -> "9100" (all interfaces, CivetWeb's syntax).
-// Throws std::invalid_argument on a malformed address.
+struct ListenAddress {
+  std::string host;  // an IPv4 address; empty for all interfaces
+  int port = 0;
+};
+
+// "127.0.0.1:10045" -> {"127.0.0.1", 10045}; ":10045" and "0.0.0.0:10045" -> {"", 10045};
+// "localhost:10045" -> {"127.0.0.1", 10045}. Throws std::invalid_argument with the reason
+// on anything else (a missing or invalid port, a host name, an IPv6 address).
+ListenAddress parseListenAddress(const std::string& text);
+
+// The same address in CivetWeb's syntax: "127.0.0.1:10045", or "10045" for all interfaces.
 std::string toCivetListeningPort(const std::string& listenAddress);
 
 }  // namespace apphealth

@@ -119,6 +119,22 @@ void IngestMetrics::countRejected(Endpoint endpoint, const char* reason) {
   rejected_[static_cast<std::size_t>(endpoint)][i].Increment();
 }
 
+void collectListenerStats(SnapshotBuilder& out, const ListenerStats& stats) {
+  out.gauge("apphealth_ingest_connections", "Open connections on the beacon listener.", {},
+            static_cast<double>(stats.open));
+  out.counter("apphealth_ingest_connections_accepted_total", "Connections the beacon listener accepted.", {},
+              static_cast<double>(stats.accepted));
+  out.counter("apphealth_ingest_connections_refused_total",
+              "Connections the beacon listener closed at accept: over ingest.max_connections_per_client "
+              "(client_limit) or ingest.max_connections (listener_limit).",
+              {{"reason", "client_limit"}}, static_cast<double>(stats.refusedClientLimit));
+  out.counter("apphealth_ingest_connections_refused_total", "", {{"reason", "listener_limit"}},
+              static_cast<double>(stats.refusedListenerLimit));
+  out.counter("apphealth_ingest_requests_timed_out_total",
+              "Beacon requests not complete within ingest.request_timeout; their connections were closed.", {},
+              static_cast<double>(stats.timedOut));
+}
+
 void IngestMetrics::collect(SnapshotBuilder& out) const {
   for (std::size_t v = 0; v < kVitalCount; ++v) {
     const auto vital = static_cast<Vital>(v);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "http/MicroHttpdListener.h"
 #include "ingest/BeaconParser.h"
 #include "routes/RoutePatterns.h"
 #include "metrics/SnapshotBuilder.h"
@@ -30,6 +31,9 @@ inline constexpr std::array<int, 9> kStatusCodes = {204, 400, 403, 405, 411, 413
 // "good" and "poor" thresholds exactly, so the share of good page views and the p75 come
 // straight from the buckets.
 const std::vector<double>& vitalBuckets(Vital vital);
+
+// The beacon listener's connection counters (its own listener only).
+void collectListenerStats(SnapshotBuilder& out, const ListenerStats& stats);
 
 class IngestMetrics {
  public:
