@@ -9,8 +9,8 @@
 #                holding demo jobs (deploy/mariadb/init, as in the compose stack); the exporter
 #                gets a `mysql` target "shop" with the `laravel` preset
 #   nginx        a tiny demo web app writing the access log the exporter tails; /ingest/ is
-#                proxied to the exporter's beacon listener (ingest.listen_address) like a
-#                production front end would, /metrics staying private; the same site
+#                proxied to the exporter's beacon listener (ingest.listen_address) with the
+#                production recipe of deploy/nginx/, /metrics staying private; the same site
 #                over TLS (self-signed) for the HTTP probes' certificate metrics
 #   backups      a directory with one verified backup (pg_dumpall + .sha256 sidecar)
 #   exporter     build/release/exporter/apphealth_exporter with a config using all of the above,
@@ -292,19 +292,18 @@ http {
   uwsgi_temp_path $STATE/nginx/tmp/uwsgi;
   scgi_temp_path $STATE/nginx/tmp/scgi;
   default_type text/plain;
-  # The exporters' beacon listeners (two in HA mode: round robin, each scraped by Prometheus).
-  upstream apphealth_ingest {
-$(printf '    server 127.0.0.1:%s;\n' "$INGEST_PORT" ${INGEST2_PORT:+"$INGEST2_PORT"})
-  }
+  # The recipe's http-level half (deploy/nginx/), pointed at the exporters' beacon listeners
+  # (two in HA mode: round robin, each scraped by Prometheus).
+  include $STATE/nginx/apphealth-ingest-http.conf;
   server {
     listen 127.0.0.1:$WEB_PORT;
     location = / { return 200 "apphealth demo app\n"; }
     location /tutors/ { return 200 "a tutor\n"; }
     location /blog/ { return 200 "a blog post\n"; }
-    location /ingest/ {
-      proxy_pass http://apphealth_ingest;
-      proxy_set_header X-Forwarded-For \$remote_addr;
-    }
+    # The production recipe for the beacon endpoints, as shipped (deploy/nginx/).
+    client_header_timeout 10s;
+    keepalive_timeout 15s;
+    include $STACK_ROOT/deploy/nginx/apphealth-ingest-location.conf;
     location / { return 404; }
   }
   # The same site over TLS with a self-signed certificate (90 days), for the certificate probe.
@@ -316,6 +315,14 @@ $(printf '    server 127.0.0.1:%s;\n' "$INGEST_PORT" ${INGEST2_PORT:+"$INGEST2_P
   }
 }
 NGINX
+  # The recipe's http-level half with its one upstream server replaced by this stack's beacon
+  # listeners.
+  local port servers=""
+  for port in "$INGEST_PORT" ${INGEST2_PORT:+"$INGEST2_PORT"}; do servers+="    server 127.0.0.1:$port;\n"; done
+  awk -v servers="$servers" '/^    server 127\.0\.0\.1:10046;/ { printf "%s", servers; next } { print }' \
+    "$STACK_ROOT/deploy/nginx/apphealth-ingest-http.conf" > "$STATE/nginx/apphealth-ingest-http.conf"
+  grep -q "server 127.0.0.1:$INGEST_PORT;" "$STATE/nginx/apphealth-ingest-http.conf" \
+    || { stack_log "deploy/nginx/apphealth-ingest-http.conf changed shape; update write_nginx_config"; return 1; }
   openssl req -x509 -newkey rsa:2048 -nodes -days 90 -subj "/CN=127.0.0.1" \
     -addext "subjectAltName=IP:127.0.0.1" -keyout "$STATE/nginx/tls.key" -out "$STATE/nginx/tls.crt" 2>/dev/null
 }

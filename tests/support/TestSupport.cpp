@@ -469,8 +469,8 @@ void replaceAll(std::string& text, const std::string& from, const std::string& t
 
 }  // namespace
 
-TempNginx::TempNginx(std::string httpBlock, bool startNow)
-    : dir_("apphealth-nginx"), port_(freePort()), httpBlock_(std::move(httpBlock)) {
+TempNginx::TempNginx(std::string httpBlock, bool startNow, int workerConnections)
+    : dir_("apphealth-nginx"), port_(freePort()), httpBlock_(std::move(httpBlock)), workerConnections_(workerConnections) {
   if (startNow) start();
 }
 
@@ -493,7 +493,8 @@ void TempNginx::start() {
                      "master_process on;\n"
                      "pid " + d + "/nginx.pid;\n"
                      "error_log " + d + "/error.log info;\n"
-                     "events { worker_connections 1024; }\n"
+                     "worker_rlimit_nofile " + std::to_string(2 * workerConnections_ + 64) + ";\n"
+                     "events { worker_connections " + std::to_string(workerConnections_) + "; }\n"
                      "http {\n"
                      "  access_log off;\n"
                      "  client_body_temp_path " + d + "/client_body;\n"

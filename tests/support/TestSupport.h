@@ -141,7 +141,8 @@ namespace apphealth::test {
 // (SIGTERM, waited for) by stop() and the destructor.
 class TempNginx {
  public:
-  explicit TempNginx(std::string httpBlock, bool startNow = true);
+  // `workerConnections`: nginx's per-worker connection cap (attack tests hold thousands).
+  explicit TempNginx(std::string httpBlock, bool startNow = true, int workerConnections = 1024);
   ~TempNginx();
   TempNginx(const TempNginx&) = delete;
   TempNginx& operator=(const TempNginx&) = delete;
@@ -162,6 +163,7 @@ class TempNginx {
   TempDir dir_;
   int port_;
   std::string httpBlock_;
+  int workerConnections_;
   pid_t pid_ = -1;
 };
 
