@@ -316,12 +316,15 @@ http {
 }
 NGINX
   # The recipe's http-level half with its one upstream server replaced by this stack's beacon
-  # listeners.
+  # listeners, and a per-address request rate for a stack whose every client is 127.0.0.1 (as
+  # the exporter's rate_per_second above; the tests send dozens of beacons in a burst).
   local port servers=""
   for port in "$INGEST_PORT" ${INGEST2_PORT:+"$INGEST2_PORT"}; do servers+="    server 127.0.0.1:$port;\n"; done
-  awk -v servers="$servers" '/^    server 127\.0\.0\.1:10046;/ { printf "%s", servers; next } { print }' \
+  awk -v servers="$servers" '/^    server 127\.0\.0\.1:10046;/ { printf "%s", servers; next }
+                             { sub(/ rate=10r\/s;/, " rate=1000r/s;"); print }' \
     "$STACK_ROOT/deploy/nginx/apphealth-ingest-http.conf" > "$STATE/nginx/apphealth-ingest-http.conf"
   grep -q "server 127.0.0.1:$INGEST_PORT;" "$STATE/nginx/apphealth-ingest-http.conf" \
+    && grep -q " rate=1000r/s;" "$STATE/nginx/apphealth-ingest-http.conf" \
     || { stack_log "deploy/nginx/apphealth-ingest-http.conf changed shape; update write_nginx_config"; return 1; }
   openssl req -x509 -newkey rsa:2048 -nodes -days 90 -subj "/CN=127.0.0.1" \
     -addext "subjectAltName=IP:127.0.0.1" -keyout "$STATE/nginx/tls.key" -out "$STATE/nginx/tls.crt" 2>/dev/null

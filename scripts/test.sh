@@ -16,10 +16,12 @@
 #     e2e         the whole stack end to end, in HA mode: outages paged through two Prometheus
 #                 and two clustered Alertmanagers to a stand-in PagerDuty (one page each, and
 #                 still paged with an Alertmanager killed), inhibition, resolve, test page
-#   phase 3 (need the ASan+UBSan build):
+#   phase 3 (need the ASan+UBSan build; attack runs here only to stay off the compilation):
 #     ctest-asan  the same unit and integration tests under ASan+UBSan
 #     queues      the real Celery, RQ, Sidekiq, Laravel and BullMQ 5/6 against the ASan+UBSan
 #                 exporter (tests/queues/run.sh)
+#     attack      hostile clients against the release exporter, each with an honest client
+#                 that must stay served, and the nginx recipe of deploy/nginx/ (about 1-2 min)
 #
 # Add a stage with one `stage NAME [--timeout SECONDS] COMMAND...` line in the phase whose
 # build it needs. A stage is one command that exits non-zero on failure and is bounded in
@@ -139,6 +141,7 @@ build sanitize build/sanitize -DCMAKE_BUILD_TYPE=Debug -DAPPHEALTH_SANITIZE=ON
 # ---- phase 3: the ASan+UBSan build ---------------------------------------------------------
 stage ctest-asan env "${ASAN_ENV[@]}" "${CTEST[@]}" build/sanitize
 stage queues env "${ASAN_ENV[@]}" APPHEALTH_EXPORTER="$ASAN_EXPORTER" bash tests/queues/run.sh
+stage attack --timeout 600 env APPHEALTH_BUILD_DIR=build/release bash tests/attack/run.sh
 
 wait_all
 echo

@@ -138,8 +138,10 @@ async function startExporter(pageOrigin) {
                     '  APPHEALTH_EXPORTER=build/exporter/apphealth_exporter node --test tests/browser/');
   }
   const configFile = path.join(tmpDir, 'apphealth.yml');
+  const ingestPort = await freePort();  // the beacon endpoints' own listener, as deployed
   fs.writeFileSync(configFile, [
     'ingest:',
+    `  listen_address: "127.0.0.1:${ingestPort}"`,
     `  allowed_origins: ["${pageOrigin}"]`,
     `  routes: ["${ROUTE}"]`,
     '  rate_per_second: 100',
@@ -160,7 +162,7 @@ async function startExporter(pageOrigin) {
   child.stderr.on('data', (d) => { output += d; });
   let exited = null;
   child.on('exit', (code, signal) => { exited = {code, signal}; });
-  exporter = {child, port, output: () => output.slice(-4000), exited: () => exited};
+  exporter = {child, port, ingestPort, output: () => output.slice(-4000), exited: () => exited};
 
   const deadline = Date.now() + 10000;
   for (;;) {
@@ -229,7 +231,7 @@ before(async () => {
   const ingestOrigin = new Promise((r) => { setIngestOrigin = r; });
   pageServer = await startPageServer(ingestOrigin);
   await startExporter(`http://127.0.0.1:${pageServer.port}`);
-  setIngestOrigin(`http://127.0.0.1:${exporter.port}`);
+  setIngestOrigin(`http://127.0.0.1:${exporter.ingestPort}`);
 }, {timeout: 20000});
 
 after(async () => {
