@@ -338,6 +338,10 @@ TEST(Attack, ReloadRefusesBrowsersAndNeverBlocksScrapes) {
 
 // 5. Memory: large bodies do not leave large parser buffers behind.
 TEST(Attack, LargeBodiesDoNotKeepMemory) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer keeps freed memory in quarantine: resident size says nothing here "
+                  "(the test command runs the attack suite on the release build)";
+#endif
   Listener s;
   ExporterProcess e(s.config("  max_body_bytes: 16777216\n"));
   auto client = honest(s.url());
@@ -511,11 +515,11 @@ int floodDistinctClients(int port, int first, int count) {
 TEST(Attack, RateLimiterKeepsActiveClientsUnderAFloodOfAddresses) {
   Listener s;
   ExporterProcess e("ingest:\n  listen_address: \"127.0.0.1:" + std::to_string(s.ingestPort) +
-                    "\"\n  rate_per_second: 0.01\n  burst: 20\n  trusted_proxies: [\"127.0.0.0/8\"]\n");
-  // At most one beacon a second: well within its own burst of 20 for the length of the test.
+                    "\"\n  rate_per_second: 0.01\n  burst: 100\n  trusted_proxies: [\"127.0.0.0/8\"]\n");
+  // At most one beacon a second: well within its own burst of 100 for the length of the test.
   auto client = std::make_unique<HonestClient>(s.url(), kBeacon, std::vector<std::string>{kText, "X-Forwarded-For: 192.0.2.77"}, 1s, 10s);
   auto fromActive = [&] { return httpRequest("POST", s.url(), {kText, "X-Forwarded-For: 198.51.100.7"}, kBeacon).status; };
-  for (int i = 0; i < 20; ++i) EXPECT_EQ(fromActive(), 204);
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(fromActive(), 204);
   EXPECT_EQ(fromActive(), 429);
 
   std::atomic<bool> flooding{true};
@@ -537,10 +541,10 @@ TEST(Attack, RateLimiterKeepsActiveClientsUnderAFloodOfAddresses) {
 
   // Not addresses: all of these are the trusted proxy's own requests, in one bucket.
   int allowed = 0;
-  for (int i = 0; i < 30; ++i) {
+  for (int i = 0; i < 130; ++i) {
     allowed += httpRequest("POST", s.url(), {kText, "X-Forwarded-For: not-an-ip-" + std::to_string(i)}, kBeacon).status == 204;
   }
-  EXPECT_LE(allowed, 20);
+  EXPECT_LE(allowed, 100);
   client->stop();
   expectServed(client->summary(), 5.0, 2);
 }
