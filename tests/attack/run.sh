@@ -16,7 +16,7 @@ FILTER=${1:-*}
 
 bash scripts/install-deps.sh
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD" --target apphealth_exporter apphealth_attack_tests >/dev/null
+cmake --build "$BUILD" -j 2 --target apphealth_exporter apphealth_attack_tests >/dev/null
 BIN="$BUILD/tests/apphealth_attack_tests"
 
 # 1,000 slow sockets on each side of a connection need more than the usual 1,024 descriptors.

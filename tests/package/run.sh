@@ -61,6 +61,35 @@ deb="$work/apphealth_${version}_$(dpkg --print-architecture).deb"
 [[ -f "$deb" ]] || fail "no $deb after the build"
 ok "built $(basename "$deb") ($(du -k "$deb" | cut -f1) KiB) from $binary"
 
+# Every shared library the binary links comes from a package the .deb depends on (shlibs), so
+# `apt install ./apphealth_*.deb` pulls them all (libmicrohttpd12 for the beacon listener, ...).
+depends="$(dpkg-deb -f "$deb" Depends)"
+depends_names="$(sed -E 's/\([^)]*\)//g; s/[,|]/\n/g' <<<"$depends" | tr -d ' ')"
+needed="$(objdump -p "$binary" | awk '/^  NEEDED/ {print $2}')"
+resolved="$(ldd "$binary")"
+paths=()
+for soname in $needed; do
+  path="$(awk -v s="$soname" '$1 == s {print $3}' <<<"$resolved")"
+  [[ -n "$path" ]] || fail "$soname: not found by ldd"
+  paths+=("$path" "$(readlink -f "$path")")
+done
+# One dpkg -S for all of them (it reads the whole file database each time); with merged /usr
+# a library is known to dpkg under /lib or /usr/lib, so both spellings are asked.
+owners="$(dpkg -S "${paths[@]}" 2>/dev/null || true)"
+for soname in $needed; do
+  path="$(awk -v s="$soname" '$1 == s {print $3}' <<<"$resolved")"
+  owner="$(awk -F': ' -v a="$path" -v b="$(readlink -f "$path")" '$2 == a || $2 == b {sub(/:.*/, "", $1); print $1; exit}' <<<"$owners")"
+  [[ -n "$owner" ]] || fail "$soname ($path): no Debian package owns it"
+  # The dependency may name a virtual package the owner provides (libspdlog1.10-fmt9).
+  names="$owner $(dpkg-query -W -f='${Provides}' "$owner" | sed -E 's/ \([^)]*\)//g; s/,/ /g')"
+  found=""
+  for name in $names; do
+    grep -Fxq "$name" <<<"$depends_names" && found=$name
+  done
+  [[ -n "$found" ]] || fail "$soname comes from $owner, which the package does not depend on: $depends"
+done
+ok "Depends covers every library the binary links ($(wc -w <<<"$needed") NEEDED): $depends"
+
 # --- 2. lintian on everything built (the package and its -dbgsym).
 lintian_out="$(lintian --fail-on error,warning --display-info "$work"/*.deb 2>&1 |
   { grep -v '^running with root privileges is not recommended!$' || true; })" ||
