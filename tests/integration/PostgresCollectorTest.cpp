@@ -42,12 +42,13 @@ std::string connections(const std::string& state) {
   return "apphealth_db_connections{target=\"main\",state=\"" + state + "\"}";
 }
 
-std::string configFor(const TempPostgres& pg, const std::string& extra = "", const std::string& user = "postgres") {
+std::string configFor(const TempPostgres& pg, const std::string& extra = "", const std::string& user = "postgres",
+                      const std::string& timeout = "300ms") {
   return "postgres:\n"
          "  - name: main\n"
          "    dsn: \"" + pg.dsn(user) + "\"\n"
-         "    interval: 300ms\n"
-         "    timeout: 300ms\n" + extra;
+         "    interval: " + timeout + "\n"
+         "    timeout: " + timeout + "\n" + extra;
 }
 
 // For tests that assert no sample ever fails: a timeout with room for a loaded machine.
@@ -380,6 +381,8 @@ TEST(PostgresCollector, NoConnectionLeaksAcrossTimeoutsReloadsAndARestart) {
 
 TEST(PostgresCollector, WrongPasswordIsLoggedWithoutTheSecretAndTheRightOneConnects) {
   TempPostgres pg;
+  // A 2 s timeout: SCRAM derives its key on both sides, which takes longer than 300 ms under
+  // ASan on a loaded machine (it timed out there instead of failing authentication).
   pg.query("CREATE ROLE app LOGIN PASSWORD 'right-horse-battery'");
   // The superuser keeps trust (the harness's own queries); everyone else needs a password.
   pg.writeHba("local all all trust\n"
@@ -397,8 +400,10 @@ TEST(PostgresCollector, WrongPasswordIsLoggedWithoutTheSecretAndTheRightOneConne
   TempDir secrets("apphealth-secrets");
   secrets.write("pg-password", "wrong-staple-donkey\n");
   {
-    ExporterProcess exporter(configFor(pg, "    password_file: " + secrets.file("pg-password") + "\n", "app"));
-    ASSERT_TRUE(waitUp(exporter, 0, 3s)) << exporter.log();
+    ExporterProcess exporter(configFor(pg, "    password_file: " + secrets.file("pg-password") + "\n", "app", "2s"));
+    ASSERT_TRUE(waitUp(exporter, 0, 15s)) << exporter.log();
+    ASSERT_TRUE(waitFor([&] { return exporter.log().find("password authentication failed") != std::string::npos; }, 15s))
+        << exporter.log();
     EXPECT_EQ(exporter.metric(kCollectorUp), 0);
     std::string log = exporter.log();
     const auto at = log.find("password authentication failed for user \"app\"");
@@ -409,15 +414,15 @@ TEST(PostgresCollector, WrongPasswordIsLoggedWithoutTheSecretAndTheRightOneConne
 
     secrets.write("pg-password", "right-horse-battery\n");
     EXPECT_EQ(httpRequest("POST", exporter.url("/-/reload")).status, 200);
-    ASSERT_TRUE(waitUp(exporter, 1, 3s)) << exporter.log();
+    ASSERT_TRUE(waitUp(exporter, 1, 15s)) << exporter.log();
     log = exporter.log();
     EXPECT_EQ(log.find("wrong-staple-donkey"), std::string::npos);
     EXPECT_EQ(log.find("right-horse-battery"), std::string::npos);
   }
 
   ASSERT_EQ(setenv("APPHEALTH_TEST_PG_PASSWORD", "right-horse-battery", 1), 0);  // inherited by the child
-  ExporterProcess fromEnv(configFor(pg, "    password_env: APPHEALTH_TEST_PG_PASSWORD\n", "app"));
-  ASSERT_TRUE(waitUp(fromEnv, 1, 3s)) << fromEnv.log();
+  ExporterProcess fromEnv(configFor(pg, "    password_env: APPHEALTH_TEST_PG_PASSWORD\n", "app", "2s"));
+  ASSERT_TRUE(waitUp(fromEnv, 1, 15s)) << fromEnv.log();
   EXPECT_EQ(fromEnv.log().find("right-horse-battery"), std::string::npos);
 }
 
