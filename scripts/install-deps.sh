@@ -9,7 +9,7 @@ PACKAGES=(
   build-essential cmake pkg-config ninja-build
   prometheus-cpp-dev libcivetweb-dev civetweb libmicrohttpd-dev libhiredis-dev libpq-dev libyaml-cpp-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev zlib1g-dev libssl-dev
-  libsimdjson-dev libcurl4-openssl-dev libmariadb-dev
+  libsimdjson-dev libcurl4-openssl-dev libmariadb-dev libgnutls28-dev libcrypt-dev
   # sanitizers and fuzzing
   clang libclang-rt-14-dev
   # real servers for the tests and the local stack
@@ -22,6 +22,8 @@ PACKAGES=(
   python3-celery python3-rq ruby-sidekiq php-redis php-pgsql
   # misc tools used by tests and scripts
   curl openssl procps docker-compose chromium
+  # bcrypt hashes for the web config tests, made by the tool the docs name (htpasswd)
+  apache2-utils
   # the Debian package (tests/package/run.sh) and the status API's schema test
   debhelper dpkg-dev lintian help2man systemd python3-jsonschema
   # the alert backtest (tests/rules/backtest/)

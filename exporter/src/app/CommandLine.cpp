@@ -11,6 +11,9 @@ serves the results as Prometheus metrics.
 Flags:
   --config.file=FILE            YAML configuration (see exporter/apphealth.example.yml)
   --web.listen-address=ADDR     host:port or :port to listen on (default :10045)
+  --web.config.file=FILE        exporter-toolkit web config for that listener: TLS
+                                (tls_server_config), basic auth (basic_auth_users, bcrypt),
+                                response headers (http_server_config.headers)
   --log.level=LEVEL             debug, info, warn or error (default info)
   --log.format=FORMAT           text or json (default text)
   --check-config                validate the configuration, print each problem as
@@ -40,6 +43,7 @@ CommandLineResult parseCommandLine(const std::vector<std::string>& args) {
     std::string* target = nullptr;
     if (arg == "--config.file") target = &options.configFile;
     else if (arg == "--web.listen-address") target = &options.listenAddress;
+    else if (arg == "--web.config.file") target = &options.webConfigFile;
     else if (arg == "--log.level") target = &options.logLevel;
     else if (arg == "--log.format") target = &options.logFormat;
 

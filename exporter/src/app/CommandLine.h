@@ -12,6 +12,7 @@ inline constexpr const char* kDefaultListenAddress = ":10045";
 struct CommandLine {
   std::string configFile;
   std::string listenAddress = kDefaultListenAddress;
+  std::string webConfigFile;    // exporter-toolkit web config: TLS, basic auth, headers
   std::string logLevel = "info";
   std::string logFormat = "text";
   bool checkConfig = false;

@@ -47,8 +47,8 @@ bool sameBeaconListener(const IngestConfig& a, const IngestConfig& b) {
 
 }  // namespace
 
-Exporter::Exporter(std::string configFile, CivetWebOptions http)
-    : configFile_(std::move(configFile)), httpOptions_(std::move(http)) {}
+Exporter::Exporter(std::string configFile, CivetWebOptions http, WebOptions web)
+    : configFile_(std::move(configFile)), httpOptions_(std::move(http)), webOptions_(std::move(web)) {}
 
 Exporter::~Exporter() { stop(); }
 
@@ -96,6 +96,10 @@ void Exporter::start() {
     throw std::runtime_error(message);
   }
   config_ = std::make_shared<const Config>(std::move(*loaded.config));
+  // Web configs first: a broken one stops the start before anything runs.
+  if (!webOptions_.configFile.empty()) {
+    mainGuard_ = std::make_unique<WebGuard>(webOptions_.configFile, WebConfigUse::MainListener, "main listener");
+  }
   runners_ = buildRunners(*config_);
   for (auto& runner : runners_) runner->start();
   lastReloadSuccess_ = nowSeconds();
@@ -113,7 +117,7 @@ void Exporter::start() {
                  "beacons from the internet, use the default: their own listener (ingest.listen_address, :10046)",
                  httpOptions_.listenAddress);
   }
-  server_ = std::make_unique<CivetWebListener>(mainOptions);
+  startMainListener(mainOptions);
   if (ingest_ && !ingestConfig.shared_listener) {
     MicroHttpdOptions beacon;
     beacon.listenAddress = ingestConfig.listen_address;
@@ -138,9 +142,37 @@ void Exporter::start() {
   }
   installRoutes();
   ready_ = true;
-  spdlog::info("apphealth_exporter {} listening on {} with {} collectors from {}{}", APPHEALTH_VERSION,
-               httpOptions_.listenAddress, runners_.size(), configFile_,
+  std::string protection = mainGuard_ ? (mainGuard_->tlsAtStart() ? " (TLS" : " (plain HTTP") : "";
+  if (mainGuard_) {
+    protection += mainGuard_->usersAtStart() > 0
+                      ? ", basic auth for " + std::to_string(mainGuard_->usersAtStart()) + " users)"
+                      : ", no basic auth)";
+  }
+  spdlog::info("apphealth_exporter {} listening on {}{} with {} collectors from {}{}", APPHEALTH_VERSION,
+               httpOptions_.listenAddress, protection, runners_.size(), configFile_,
                beaconListener_ ? "; beacon ingest on " + ingestConfig.listen_address : std::string());
+}
+
+// Without TLS the main listener is CivetWeb, as it always was. With TLS it is libmicrohttpd:
+// Debian 12's libcivetweb loads OpenSSL at run time by the names libssl.so and libcrypto.so,
+// which only the -dev packages install, so CivetWeb's TLS would fail on a server without build
+// tools; libmicrohttpd links GnuTLS (libgnutls30), which every Debian system has. A thread per
+// connection keeps a slow reload from holding up a scrape, as CivetWeb's worker threads do.
+void Exporter::startMainListener(const CivetWebOptions& options) {
+  if (!mainGuard_ || !mainGuard_->tlsAtStart()) {
+    server_ = std::make_unique<CivetWebListener>(options);
+  } else {
+    MicroHttpdOptions tls;
+    tls.name = "main listener";
+    tls.listenAddress = options.listenAddress;
+    tls.threadPerConnection = true;
+    tls.maxConnections = std::max(64, options.threads);
+    tls.maxConnectionsPerClient = tls.maxConnections;
+    tls.requestTimeout = std::chrono::milliseconds(options.requestTimeoutMs);
+    tls.tls = mainGuard_->tls();
+    server_ = std::make_unique<MicroHttpdListener>(std::move(tls));
+  }
+  if (mainGuard_) server_->filter(mainGuard_->filter());
 }
 
 std::optional<ReloadResult> Exporter::reload() {
@@ -173,6 +205,8 @@ std::optional<ReloadResult> Exporter::runRequestedReloads() {
 }
 
 ReloadResult Exporter::reloadLocked() {
+  // A reload applies a changed web config at once, not at the next check a second later.
+  if (mainGuard_) mainGuard_->refresh();
   auto loaded = loadConfigFile(configFile_);
   if (!loaded.config) {
     ReloadResult result;
@@ -264,10 +298,13 @@ void Exporter::installRoutes() {
     const auto& c = ingest_->config();
     HttpListener& listener = beaconListener_ ? static_cast<HttpListener&>(*beaconListener_) : *server_;
     // Each request takes the endpoints in effect when it arrives (a reload may swap them).
+    // Open: browsers post beacons without credentials, also where they share the main listener.
     listener.route(c.vitals_path, {[this](const HttpRequest& r) { return ingest()->vitals(r); },
-                                   [this](const HttpRequest& r) { return ingest()->head(ingest::Endpoint::Vitals, r); }});
+                                   [this](const HttpRequest& r) { return ingest()->head(ingest::Endpoint::Vitals, r); },
+                                   true});
     listener.route(c.errors_path, {[this](const HttpRequest& r) { return ingest()->errors(r); },
-                                   [this](const HttpRequest& r) { return ingest()->head(ingest::Endpoint::Errors, r); }});
+                                   [this](const HttpRequest& r) { return ingest()->head(ingest::Endpoint::Errors, r); },
+                                   true});
   }
   server_->route("/metrics", {[this](const HttpRequest& r) { return handleMetrics(r); }, {}});
   server_->route("/-/healthy", {[](const HttpRequest& r) {

@@ -16,6 +16,7 @@
 #include "http/MicroHttpdListener.h"
 #include "ingest/IngestEndpoints.h"
 #include "status/StatusReport.h"
+#include "web/WebGuard.h"
 
 namespace apphealth {
 
@@ -24,9 +25,14 @@ struct ReloadResult {
   std::string message;  // the config errors, one per line, when !ok
 };
 
+// How the main listener is protected (the command line's --web.* flags).
+struct WebOptions {
+  std::string configFile;       // --web.config.file: TLS, basic auth, headers; empty for none
+};
+
 class Exporter {
  public:
-  Exporter(std::string configFile, CivetWebOptions http);
+  Exporter(std::string configFile, CivetWebOptions http, WebOptions web = {});
   ~Exporter();
 
   // Loads the config and starts serving. Throws std::runtime_error (bad config, port taken).
@@ -46,6 +52,7 @@ class Exporter {
 
  private:
   void installRoutes();
+  void startMainListener(const CivetWebOptions& options);
   std::shared_ptr<ingest::IngestEndpoints> ingest() const;
   HttpResponse handleMetrics(const HttpRequest& request) const;
   HttpResponse handleReload(const HttpRequest& request);
@@ -55,7 +62,10 @@ class Exporter {
 
   const std::string configFile_;
   const CivetWebOptions httpOptions_;
-  std::unique_ptr<CivetWebListener> server_;
+  const WebOptions webOptions_;
+  std::unique_ptr<WebGuard> mainGuard_;    // --web.config.file
+  // CivetWeb, or libmicrohttpd when the web config sets TLS (see startMainListener).
+  std::unique_ptr<HttpListener> server_;
   std::unique_ptr<MicroHttpdListener> beaconListener_;  // ingest on its own listener (the default)
 
   std::mutex reloadMutex_;  // one reload at a time (SIGHUP and /-/reload may race)

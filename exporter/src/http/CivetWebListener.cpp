@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <thread>
 
@@ -86,7 +87,15 @@ class CivetRequest : public HttpRequest {
   std::string body_;
 };
 
-HttpResponse answer(const Route& route, CivetRequest& request) {
+HttpResponse answer(const Route* routePtr, const RequestFilter& filter, CivetRequest& request) {
+  if (filter.admit && !(routePtr && routePtr->open)) {
+    if (auto refusal = filter.admit(request)) {
+      refusal->close = refusal->close || announcesBody(request);  // the body stays unread
+      return *refusal;
+    }
+  }
+  if (routePtr == nullptr) return errorResponse(404, "not found");
+  const Route& route = *routePtr;
   if (route.head) {
     if (auto refusal = route.head(request)) {
       refusal->close = refusal->close || announcesBody(request);  // the body stays unread
@@ -124,22 +133,31 @@ int authorizeEveryPath(mg_connection*, void*) { return 1; }
 // contention under load. The route answers every method itself.
 class CivetWebListener::Dispatch {
  public:
-  explicit Dispatch(Route route) : route_(std::move(route)) {}
+  // No route: the catch-all that answers 404 once the filter has admitted the request.
+  Dispatch(std::optional<Route> route, const RequestFilter& filter) : route_(std::move(route)), filter_(filter) {}
 
-  static int handle(mg_connection* conn, void* self) {
+  static int handle(mg_connection* conn, void* cbdata) {
+    auto& self = *static_cast<Dispatch*>(cbdata);
+    HttpResponse response;
     try {
       CivetRequest request(conn, *mg_get_request_info(conn));
-      send(conn, answer(static_cast<Dispatch*>(self)->route_, request));
+      response = answer(self.route_ ? &*self.route_ : nullptr, self.filter_, request);
     } catch (const std::exception& e) {
-      send(conn, errorResponse(500, std::string("internal error: ") + e.what(), {}, true));
+      response = errorResponse(500, std::string("internal error: ") + e.what(), {}, true);
     } catch (...) {  // nothing may unwind into C
-      send(conn, errorResponse(500, "internal error", {}, true));
+      response = errorResponse(500, "internal error", {}, true);
     }
+    try {
+      if (self.filter_.decorate) self.filter_.decorate(response);
+    } catch (...) {
+    }
+    send(conn, response);
     return 1;  // handled
   }
 
  private:
-  Route route_;
+  std::optional<Route> route_;
+  const RequestFilter& filter_;
 };
 
 CivetWebListener::CivetWebListener(const CivetWebOptions& options) {
@@ -161,6 +179,9 @@ CivetWebListener::CivetWebListener(const CivetWebOptions& options) {
   try {
     server_ = std::make_unique<CivetServer>(civetOptions);
     mg_set_auth_handler(context(), "**", authorizeEveryPath, nullptr);
+    // Paths without a route pass the filter too (a 401 before any 404, headers on the 404).
+    notFound_ = std::make_unique<Dispatch>(std::nullopt, filter_);
+    mg_set_request_handler(context(), "**", &Dispatch::handle, notFound_.get());
   } catch (const CivetException& e) {
     throw std::runtime_error("cannot listen on " + options.listenAddress + ": " + e.what() +
                              " (is the port in use?)");
@@ -186,10 +207,15 @@ CivetWebListener::~CivetWebListener() {
 }
 
 void CivetWebListener::route(const std::string& path, Route route) {
-  routes_.push_back(std::make_unique<Dispatch>(std::move(route)));
+  routes_.push_back(std::make_unique<Dispatch>(std::move(route), filter_));
   // A trailing '$' makes CivetWeb match the path exactly instead of as a prefix.
   mg_set_request_handler(context(), (path + "$").c_str(), &Dispatch::handle, routes_.back().get());
+  // Patterns are tried in the order they were added: the catch-all moves behind every route.
+  mg_set_request_handler(context(), "**", nullptr, nullptr);
+  mg_set_request_handler(context(), "**", &Dispatch::handle, notFound_.get());
 }
+
+void CivetWebListener::filter(RequestFilter filter) { filter_ = std::move(filter); }
 
 // CivetServer registers its own handlers on this context but hands it out only as const;
 // mg_set_*_handler take the mutable context they are meant to change.

@@ -3,7 +3,8 @@
 // through its CivetServer RAII class, with exact-path routes. CivetWeb serves each open
 // connection with a worker thread from a fixed pool, which suits a private listener that
 // Prometheus scrapes; the public beacon endpoints get the event-driven MicroHttpdListener
-// instead (see there for why).
+// instead (see there for why). With TLS the main listener is a MicroHttpdListener too
+// (Exporter::startMainListener says why).
 
 #include <civetweb.h>
 
@@ -33,6 +34,7 @@ class CivetWebListener : public HttpListener {
   CivetWebListener& operator=(const CivetWebListener&) = delete;
 
   void route(const std::string& path, Route route) override;
+  void filter(RequestFilter filter) override;
   int port() const override;
 
  private:
@@ -40,7 +42,9 @@ class CivetWebListener : public HttpListener {
   mg_context* context();
   std::unique_ptr<CivetServer> server_;
   std::string wakeAddress_;  // where to connect to wake the accept loop at shutdown
+  RequestFilter filter_;  // routes refer to it: set before traffic, never moved
   std::vector<std::unique_ptr<Dispatch>> routes_;
+  std::unique_ptr<Dispatch> notFound_;
 };
 
 }  // namespace apphealth

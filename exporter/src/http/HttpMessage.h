@@ -1,6 +1,7 @@
 #pragma once
 // Requests and responses as the exporter's handlers see them, whichever HTTP library serves the
-// listener (CivetWeb for the main listener, libmicrohttpd for the beacon listener): handlers
+// listener (CivetWeb for the main listener, or libmicrohttpd when it serves TLS; libmicrohttpd
+// for the beacon listener): handlers
 // take an HttpRequest and return an HttpResponse, and never touch a library's types.
 
 #include <functional>
@@ -54,6 +55,19 @@ class HttpRequest {
 struct Route {
   std::function<HttpResponse(const HttpRequest&)> respond;
   std::function<std::optional<HttpResponse>(const HttpRequest&)> head;
+  // Exempt from the listener's filter check (basic authentication): the browser beacon
+  // endpoints, which any visitor's browser posts to without credentials.
+  bool open = false;
+};
+
+// What a listener applies to every request, routed or not (a 404 included), before the route:
+// the web configuration's basic authentication and response headers (web/WebGuard.h).
+struct RequestFilter {
+  // A refusal (401 without valid credentials) answers the request instead of its route; a
+  // body the request announced is then never read.
+  std::function<std::optional<HttpResponse>(const HttpRequest&)> admit;
+  // Called on every response before it is sent, refusals included (adds headers).
+  std::function<void(HttpResponse&)> decorate;
 };
 
 // What every listener type offers the exporter.
@@ -62,6 +76,8 @@ class HttpListener {
   virtual ~HttpListener() = default;
   // Registers `route` for exactly `path`. Routes must be added before traffic arrives.
   virtual void route(const std::string& path, Route route) = 0;
+  // Sets the filter every request passes; like routes, before traffic arrives.
+  virtual void filter(RequestFilter filter) = 0;
   virtual int port() const = 0;
 };
 

@@ -1,5 +1,6 @@
 #include "http/MicroHttpdListener.h"
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
 #include <arpa/inet.h>
@@ -21,6 +22,8 @@
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
+#include <optional>
 
 #include "http/Framing.h"
 
@@ -129,6 +132,8 @@ class MhdRequest : public HttpRequest {
 // One per TCP connection, from libmicrohttpd's "started" to its "closed" notification.
 struct Connection {
   MHD_socket fd = MHD_INVALID_SOCKET;
+  gnutls_session_t session = nullptr;  // TLS listeners
+  bool firstRead = true;               // TLS: nothing received yet
   std::string remote;
   bool limited = true;  // counts against the per-client cap
   bool shut = false;    // closed at the deadline (guarded by State::mutex)
@@ -149,12 +154,88 @@ MHD_Result queue(MHD_Connection* connection, const HttpResponse& response) {
   return result;
 }
 
-void logFromMicroHttpd(void*, const char* format, va_list args) {
+void logFromMicroHttpd(void* name, const char* format, va_list args) {
   char message[512];
   std::vsnprintf(message, sizeof message, format, args);
   std::string_view text(message);
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
-  spdlog::debug("beacon listener: {}", text);
+  spdlog::debug("{}: {}", *static_cast<const std::string*>(name), text);
+}
+
+// The TLS sessions of every listener and the credentials each was started with. GnuTLS calls
+// back during a handshake (to pick the certificate, to check the client's) with nothing but
+// the session, so this is where those callbacks find them.
+struct TlsSession {
+  std::shared_ptr<const TlsCredentials> credentials;
+  MicroHttpdListener::State* listener = nullptr;
+};
+
+class TlsSessions {
+ public:
+  void add(gnutls_session_t session, TlsSession entry) {
+    std::lock_guard lock(mutex_);
+    sessions_[session] = std::move(entry);
+  }
+  void remove(gnutls_session_t session) {
+    std::lock_guard lock(mutex_);
+    sessions_.erase(session);
+  }
+  std::optional<TlsSession> find(gnutls_session_t session) const {
+    std::lock_guard lock(mutex_);
+    const auto it = sessions_.find(session);
+    if (it == sessions_.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<gnutls_session_t, TlsSession> sessions_;
+};
+
+// Never destroyed: listeners may still be closing when static destructors run.
+TlsSessions& tlsSessions() {
+  static auto* sessions = new TlsSessions();
+  return *sessions;
+}
+
+// gnutls_certificate_retrieve_function2: the chain and key of the session's credentials.
+int retrieveCertificate(gnutls_session_t session, const gnutls_datum_t*, int, const gnutls_pk_algorithm_t*, int,
+                        gnutls_pcert_st** chain, unsigned int* length, gnutls_privkey_t* key) {
+  const auto entry = tlsSessions().find(session);
+  if (!entry) return -1;
+  *chain = entry->credentials->chain();
+  *length = entry->credentials->chainLength();
+  *key = entry->credentials->key();
+  return 0;
+}
+
+int verifyClient(gnutls_session_t session);
+
+// What a client that speaks plain HTTP to the TLS port gets instead of a silent close: Go's
+// net/http (so every exporter-toolkit exporter) answers it the same way.
+constexpr std::string_view kPlainHttpOnTls =
+    "HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+    "Client sent an HTTP request to an HTTPS server.\n";
+
+// GnuTLS' reads from a TLS connection's socket. The first bytes of a TLS connection are a
+// handshake record (0x16); an upper-case letter is the method of a plain HTTP request.
+ssize_t pullFromSocket(gnutls_transport_ptr_t ptr, void* data, size_t size) {
+  auto* conn = static_cast<Connection*>(ptr);
+  if (conn == nullptr) {  // the connection is closing
+    errno = EBADF;
+    return -1;
+  }
+  const ssize_t n = ::recv(conn->fd, data, size, 0);
+  if (n > 0 && conn->firstRead) {
+    conn->firstRead = false;
+    const auto first = static_cast<const unsigned char*>(data)[0];
+    if (first >= 'A' && first <= 'Z') {
+      ::send(conn->fd, kPlainHttpOnTls.data(), kPlainHttpOnTls.size(), MSG_NOSIGNAL);
+      errno = ECONNRESET;
+      return -1;
+    }
+  }
+  return n;
 }
 
 }  // namespace
@@ -162,6 +243,7 @@ void logFromMicroHttpd(void*, const char* format, va_list args) {
 struct MicroHttpdListener::State {
   MicroHttpdOptions options;
   std::unordered_map<std::string, Route> routes;
+  RequestFilter filter;
   MHD_Daemon* daemon = nullptr;
 
   mutable std::mutex mutex;  // connections, perClient and the counters
@@ -175,6 +257,11 @@ struct MicroHttpdListener::State {
   // up. A refusal closes the socket at once.
   static MHD_Result accept(void* cls, const sockaddr* addr, socklen_t) {
     auto& self = *static_cast<State*>(cls);
+    if (self.options.tls && !self.options.tls()) {  // no usable credentials: no handshake can succeed
+      std::lock_guard lock(self.mutex);
+      ++self.counters.refusedTls;
+      return MHD_NO;
+    }
     const std::string client = addressText(addr);
     const bool unlimited = self.options.unlimitedClient && self.options.unlimitedClient(client);
     std::lock_guard lock(self.mutex);
@@ -203,6 +290,7 @@ struct MicroHttpdListener::State {
       conn->remote = addressText(addr ? addr->client_addr : nullptr);
       conn->limited = !(self.options.unlimitedClient && self.options.unlimitedClient(conn->remote));
       conn->readySince = nowNs();
+      if (self.options.tls) self.startTls(connection, *conn);
       std::lock_guard lock(self.mutex);
       ++self.counters.accepted;
       if (conn->limited) ++self.perClient[conn->remote];
@@ -215,6 +303,10 @@ struct MicroHttpdListener::State {
     std::unique_ptr<Connection> conn(static_cast<Connection*>(*socketContext));
     if (!conn) return;
     *socketContext = nullptr;
+    if (conn->session != nullptr) {
+      tlsSessions().remove(conn->session);
+      gnutls_transport_set_ptr2(conn->session, nullptr, reinterpret_cast<gnutls_transport_ptr_t>(static_cast<intptr_t>(conn->fd)));
+    }
     std::lock_guard lock(self.mutex);
     self.connections.erase(conn.get());
     if (conn->limited) {
@@ -222,6 +314,38 @@ struct MicroHttpdListener::State {
         self.perClient.erase(it);
       }
     }
+  }
+
+  // Before the handshake: the session gets the versions and client certificate policy of the
+  // credentials current now, which it keeps for its lifetime.
+  void startTls(MHD_Connection* connection, Connection& conn) {
+    const auto credentials = options.tls();
+    const auto* info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (!credentials || info == nullptr || info->tls_session == nullptr) {
+      ::shutdown(conn.fd, SHUT_RDWR);  // libmicrohttpd sees the end of the stream and closes
+      std::lock_guard lock(mutex);
+      ++counters.refusedTls;
+      return;
+    }
+    conn.session = static_cast<gnutls_session_t>(info->tls_session);
+    // Reads go through pullFromSocket (writes stay libmicrohttpd's, on the descriptor).
+    gnutls_transport_set_ptr2(conn.session, &conn, reinterpret_cast<gnutls_transport_ptr_t>(static_cast<intptr_t>(conn.fd)));
+    gnutls_transport_set_pull_function(conn.session, &pullFromSocket);
+    credentials->configure(conn.session);
+    if (credentials->checksPeer()) gnutls_session_set_verify_function(conn.session, &verifyClient);
+    tlsSessions().add(conn.session, {credentials, this});
+  }
+
+  void refusedClient(const std::string& reason) {
+    spdlog::debug("{}: TLS client refused: {}", options.name, reason);
+    std::lock_guard lock(mutex);
+    ++counters.refusedTls;
+  }
+
+  // Applies the filter's decoration and queues the response.
+  MHD_Result respond(MHD_Connection* connection, HttpResponse response) const {
+    if (filter.decorate) filter.decorate(response);
+    return queue(connection, response);
   }
 
   // A request ended (answered, or its connection closed): the connection is ready for the next.
@@ -247,15 +371,27 @@ struct MicroHttpdListener::State {
         *requestContext = &request;
         request.begin(connection, method, targetPath(url), static_cast<Connection*>(info->socket_context)->remote);
         const auto it = self.routes.find(std::string(request.path()));
-        if (it == self.routes.end()) return queue(connection, errorResponse(404, "not found"));
-        const Route& route = it->second;
-        if (!route.head) return queue(connection, route.respond(request));
-        if (auto refusal = route.head(request)) {
-          refusal->close = refusal->close || announcesBody(request);  // the body stays unread
-          return queue(connection, *refusal);
+        const Route* route = it == self.routes.end() ? nullptr : &it->second;
+        if (self.filter.admit && !(route && route->open)) {
+          if (auto refusal = self.filter.admit(request)) {
+            refusal->close = refusal->close || announcesBody(request);  // the body stays unread
+            return self.respond(connection, std::move(*refusal));
+          }
         }
-        if (auto refusal = framingProblem(request)) return queue(connection, *refusal);  // in case the head did not look
-        request.accept(route);
+        if (route == nullptr) return self.respond(connection, errorResponse(404, "not found"));
+        if (!route->head) {
+          // Answered at the next call: a response queued now, before libmicrohttpd has taken
+          // the request in, closes the connection, and scrapes would pay a handshake each.
+          if (announcesBody(request)) return self.respond(connection, route->respond(request));
+          request.accept(*route);
+          return MHD_YES;
+        }
+        if (auto refusal = route->head(request)) {
+          refusal->close = refusal->close || announcesBody(request);  // the body stays unread
+          return self.respond(connection, std::move(*refusal));
+        }
+        if (auto refusal = framingProblem(request)) return self.respond(connection, std::move(*refusal));  // in case the head did not look
+        request.accept(*route);
         return MHD_YES;  // libmicrohttpd answers a 100-continue now and hands over the body
       }
       if (*uploadSize > 0) {  // never more than Content-Length in total
@@ -263,9 +399,9 @@ struct MicroHttpdListener::State {
         *uploadSize = 0;
         return MHD_YES;
       }
-      return queue(connection, request.route()->respond(request));
+      return self.respond(connection, request.route()->respond(request));
     } catch (const std::exception& e) {
-      return queue(connection, errorResponse(500, std::string("internal error: ") + e.what(), {}, true));
+      return self.respond(connection, errorResponse(500, std::string("internal error: ") + e.what(), {}, true));
     }
   }
 
@@ -288,6 +424,21 @@ struct MicroHttpdListener::State {
   }
 };
 
+namespace {
+
+// gnutls_certificate_verify_function, run in the handshake once the client's certificates are
+// in: non-zero fails the handshake (the client gets a bad_certificate alert).
+int verifyClient(gnutls_session_t session) {
+  const auto entry = tlsSessions().find(session);
+  if (!entry) return -1;
+  const std::string problem = entry->credentials->checkPeer(session);
+  if (problem.empty()) return 0;
+  entry->listener->refusedClient(problem);
+  return -1;
+}
+
+}  // namespace
+
 MicroHttpdListener::MicroHttpdListener(MicroHttpdOptions options) : state_(std::make_unique<State>()) {
   state_->options = std::move(options);
   const auto& o = state_->options;
@@ -299,13 +450,31 @@ MicroHttpdListener::MicroHttpdListener(MicroHttpdOptions options) : state_(std::
   if (!address.host.empty()) inet_pton(AF_INET, address.host.c_str(), &bindTo.sin_addr);
   const auto timeoutSeconds = static_cast<unsigned>((o.requestTimeout.count() + 999) / 1000);
 
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+  // Options that depend on the mode go through an option array.
+  std::vector<MHD_OptionItem> modeOptions;
+  if (o.threadPerConnection) {
+    flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
+  } else {
+    flags |= MHD_USE_EPOLL;
+    modeOptions.push_back({MHD_OPTION_THREAD_POOL_SIZE, std::max(1, o.threads), nullptr});
+  }
+  if (o.tls) {
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+      throw std::runtime_error("cannot serve TLS on " + o.listenAddress + ": this libmicrohttpd is built without TLS");
+    }
+    flags |= MHD_USE_TLS;
+    modeOptions.push_back({MHD_OPTION_HTTPS_CERT_CALLBACK, 0, reinterpret_cast<void*>(&retrieveCertificate)});
+  }
+  modeOptions.push_back({MHD_OPTION_END, 0, nullptr});
+
   errno = 0;
   state_->daemon = MHD_start_daemon(
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, &State::accept, state_.get(),
-      &State::handle, state_.get(),
-      MHD_OPTION_EXTERNAL_LOGGER, &logFromMicroHttpd, nullptr,  // first, or earlier options log to stderr
+      flags, 0, &State::accept, state_.get(), &State::handle, state_.get(),
+      // First, or earlier options log to stderr.
+      MHD_OPTION_EXTERNAL_LOGGER, &logFromMicroHttpd, static_cast<void*>(&state_->options.name),
       MHD_OPTION_SOCK_ADDR, reinterpret_cast<const sockaddr*>(&bindTo),
-      MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(std::max(1, o.threads)),
+      MHD_OPTION_ARRAY, modeOptions.data(),
       // The accept policy enforces maxConnections; this is libmicrohttpd's own backstop.
       MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(o.maxConnections + 64),
       // An idle timeout: the whole-request deadline is the sweeper's.
@@ -332,6 +501,8 @@ MicroHttpdListener::~MicroHttpdListener() {
 }
 
 void MicroHttpdListener::route(const std::string& path, Route route) { state_->routes[path] = std::move(route); }
+
+void MicroHttpdListener::filter(RequestFilter filter) { state_->filter = std::move(filter); }
 
 int MicroHttpdListener::port() const {
   const auto* info = MHD_get_daemon_info(state_->daemon, MHD_DAEMON_INFO_BIND_PORT);

@@ -12,8 +12,12 @@
 //   - a cap on open connections per client address, checked at accept (clients for which
 //     `unlimitedClient` says so, e.g. a trusted reverse proxy, are exempt), and in total;
 //   - counters of all of it (stats()).
-// TLS is possible on this listener (libmicrohttpd is built with GnuTLS: MHD_USE_TLS with
-// MHD_OPTION_HTTPS_MEM_KEY/CERT); closing at the deadline works on the TCP socket either way.
+// With `tls` set it speaks TLS only (GnuTLS, which Debian's libmicrohttpd is built with): each
+// connection takes the credentials current when it is accepted, so a renewed certificate is
+// served from the next connection on; the deadline works on the TCP socket either way. With
+// `threadPerConnection` it serves each connection on its own thread instead: for the main
+// listener when it needs TLS, whose handlers (a reload) may take long enough to hold up an
+// event loop's other connections.
 
 #include <chrono>
 #include <cstdint>
@@ -24,17 +28,23 @@
 
 #include "http/HttpMessage.h"
 #include "http/ListenAddress.h"
+#include "http/TlsCredentials.h"
 
 namespace apphealth {
 
 struct MicroHttpdOptions {
+  std::string name = "beacon listener";  // in log lines
   std::string listenAddress;  // host:port or :port
   int threads = 2;            // event loops
+  bool threadPerConnection = false;  // a thread per open connection instead of `threads` event loops
   int maxConnections = 1024;  // open connections in total; more are refused at accept
   int maxConnectionsPerClient = 16;
   std::function<bool(std::string_view address)> unlimitedClient;  // no per-client cap for these
   std::chrono::milliseconds requestTimeout{10000};
   std::size_t memoryPerConnection = 32 * 1024;  // request line and headers must fit
+  // TLS: called at each accepted connection for the credentials its handshake uses; nullptr
+  // refuses the connection (e.g. while the web config is broken). Unset: plain HTTP.
+  std::function<std::shared_ptr<const TlsCredentials>()> tls;
 };
 
 struct ListenerStats {
@@ -42,6 +52,7 @@ struct ListenerStats {
   std::uint64_t refusedClientLimit = 0;    // over maxConnectionsPerClient
   std::uint64_t refusedListenerLimit = 0;  // over maxConnections
   std::uint64_t timedOut = 0;              // closed at the request deadline
+  std::uint64_t refusedTls = 0;            // TLS: no credentials, or a client certificate refused
   std::size_t open = 0;
 };
 
@@ -54,6 +65,7 @@ class MicroHttpdListener : public HttpListener {
   MicroHttpdListener& operator=(const MicroHttpdListener&) = delete;
 
   void route(const std::string& path, Route route) override;
+  void filter(RequestFilter filter) override;
   int port() const override;
   ListenerStats stats() const;
 
