@@ -126,7 +126,7 @@ ASAN_ENV=(ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1"
 
 # ---- phase 1: no build needed --------------------------------------------------------------
 stage rules bash tests/rules/run.sh
-stage backtest --timeout 1200 bash tests/rules/backtest/run.sh
+stage backtest --timeout 1500 bash tests/rules/backtest/run.sh
 stage static bash -c 'python3 tests/dashboards/check.py && bash tests/compose/check.sh'
 stage fuzz bash scripts/fuzz.sh "${APPHEALTH_FUZZ_SECONDS:-60}"
 build release build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
