@@ -10,6 +10,7 @@ PACKAGES=(
   prometheus-cpp-dev libcivetweb-dev civetweb libmicrohttpd-dev libhiredis-dev libpq-dev libyaml-cpp-dev
   libspdlog-dev libfmt-dev libgtest-dev libgmock-dev zlib1g-dev libssl-dev
   libsimdjson-dev libcurl4-openssl-dev libmariadb-dev libgnutls28-dev libcrypt-dev
+  libxml2-dev libzstd-dev
   # sanitizers and fuzzing
   clang libclang-rt-14-dev
   # real servers for the tests and the local stack
@@ -28,6 +29,8 @@ PACKAGES=(
   debhelper dpkg-dev lintian help2man systemd python3-jsonschema
   # the alert backtest (tests/rules/backtest/)
   python3-yaml
+  # backups: the S3 client and zstd for the backup tests (pg_dump & co. come with postgresql)
+  s3cmd zstd
 )
 
 missing=()

@@ -28,6 +28,7 @@ Config loadSections(YamlReader& reader, const YAML::Node& root) {
   section("mysql", parseMysqlTarget, config.mysql);  // after postgres: names are checked across both
   section("redis", parseRedisTarget, config.redis);
   section("backups", parseBackupTarget, config.backups);
+  resolveBackupReferences(ctx, top.node("backups"), config.backups);
   section("access_logs", parseAccessLogTarget, config.access_logs);
   section("http_probes", parseHttpProbeTarget, config.http_probes);
   if (auto ingest = top.node("ingest"); ingest.IsDefined() && !ingest.IsNull()) {

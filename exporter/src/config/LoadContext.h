@@ -43,6 +43,8 @@ std::optional<PostgresTarget> parsePostgresTarget(LoadContext& ctx, const YAML::
 std::optional<MysqlTarget> parseMysqlTarget(LoadContext& ctx, const YAML::Node& node);
 std::optional<RedisTarget> parseRedisTarget(LoadContext& ctx, const YAML::Node& node);
 std::optional<BackupTarget> parseBackupTarget(LoadContext& ctx, const YAML::Node& node);
+// Checks each `offsite_of` names a local backups[] entry and links it.
+void resolveBackupReferences(LoadContext& ctx, const YAML::Node& sequence, std::vector<BackupTarget>& backups);
 std::optional<AccessLogTarget> parseAccessLogTarget(LoadContext& ctx, const YAML::Node& node);
 std::optional<HttpProbeTarget> parseHttpProbeTarget(LoadContext& ctx, const YAML::Node& node);
 std::optional<IngestConfig> parseIngest(LoadContext& ctx, const YAML::Node& node);

@@ -48,6 +48,8 @@ std::optional<PostgresTarget> parsePostgresTarget(LoadContext& ctx, const YAML::
     if (thresholds.getDuration("probe_latency", latency, 1ms, 1h)) {
       t.probe_latency_threshold_seconds = toSeconds(latency);
     }
+    Duration rpo{static_cast<long>(t.wal_rpo_threshold_seconds * 1000)};
+    if (thresholds.getDuration("wal_rpo", rpo, 1s, 7 * 24h)) t.wal_rpo_threshold_seconds = toSeconds(rpo);
   }
   if (map.getStringList("oldest_transaction_exclude_applications", t.oldest_transaction_exclude_applications)) {
     auto list = map.node("oldest_transaction_exclude_applications");

@@ -23,8 +23,11 @@ const std::set<std::string> kBuiltinNames = {
     "apphealth_probe_ssl_earliest_cert_expiry_timestamp_seconds", "apphealth_probe_success",
     "apphealth_queue_jobs", "apphealth_queue_oldest_job_age_seconds", "apphealth_queue_pattern_keys",
     "apphealth_queue_pattern_truncated", "apphealth_queue_stream_group_lag", "apphealth_queue_stream_group_pending",
-    "apphealth_redis_probe_duration_seconds", "apphealth_redis_up"};
-const char* const kReservedPrefixes[] = {"apphealth_collector_", "apphealth_config_", "apphealth_sql_",
+    "apphealth_redis_probe_duration_seconds", "apphealth_redis_up", "apphealth_db_wal_archive_mode",
+    "apphealth_db_wal_archived_total", "apphealth_db_wal_archive_failures_total",
+    "apphealth_db_wal_last_archived_timestamp_seconds", "apphealth_db_wal_last_archive_failure_timestamp_seconds",
+    "apphealth_db_wal_unarchived_bytes", "apphealth_db_replication_lag_seconds", "apphealth_db_replication_lag_bytes"};
+const char* const kReservedPrefixes[] = {"apphealth_backup_", "apphealth_collector_", "apphealth_config_", "apphealth_sql_",
                                          "apphealth_threshold_", "apphealth_web_vitals_"};
 
 bool startsWith(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }

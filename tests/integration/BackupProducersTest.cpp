@@ -1,0 +1,351 @@
+// Backups made by the real tools, checked by the backup collector (sampled directly, one
+// PostgreSQL shared by the whole binary, which runs as one ctest test to keep it lean):
+//   pg_dump plain, custom, directory, piped through gzip and zstd; each also killed halfway
+//   with SIGKILL; pg_basebackup (plain with its backup_manifest, tar); the "backup in
+//   progress" contract (settle_time, the sidecar grace); retention; bounded walks; and WAL
+//   archiving with an archive_command that succeeds and then fails.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <utime.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "TestSupport.h"
+#include "collectors/backup/BackupCollector.h"
+#include "collectors/postgres/PostgresCollector.h"
+#include "metrics/Exposition.h"
+
+using namespace apphealth;
+using namespace apphealth::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+TempPostgres* pg = nullptr;
+
+class SharedPostgres : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    pg = new TempPostgres();
+    // ~40 MB as a plain dump: big enough that a dump can be killed halfway on any machine.
+    pg->query("CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS ref, now() AS at FROM generate_series(1, 600000) g");
+    pg->query("CREATE TABLE users AS SELECT g AS id, 'user ' || g AS name FROM generate_series(1, 1000) g");
+  }
+  void TearDown() override {
+    delete pg;
+    pg = nullptr;
+  }
+};
+const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new SharedPostgres);
+
+double now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+
+std::string pgArgs() { return "-h 127.0.0.1 -p " + std::to_string(pg->port()) + " -U postgres"; }
+
+void setMtime(const std::string& path, double unixSeconds) {
+  // A directory backup's time is its newest entry's: age everything in it.
+  std::vector<std::string> paths{path};
+  if (fs::is_directory(path)) {
+    for (const auto& e : fs::recursive_directory_iterator(path)) paths.push_back(e.path().string());
+  }
+  for (const auto& p : paths) {
+    utimbuf times{static_cast<time_t>(unixSeconds), static_cast<time_t>(unixSeconds)};
+    ASSERT_EQ(utime(p.c_str(), &times), 0) << p;
+  }
+}
+
+void runOk(const std::string& command) {
+  std::string out;
+  ASSERT_EQ(run(command, &out), 0) << command << "\n" << out;
+}
+
+// Starts `command` under bash; once `watched` holds more than `bytes`, SIGKILLs the process
+// whose pid the command wrote to DIR/victim.pid (or the whole command), then waits for it.
+void killHalfway(const TempDir& dir, const std::string& command, const std::string& watched, std::uintmax_t bytes) {
+  const pid_t shell = spawnWithLog({"/bin/bash", "-c", command}, dir.file("kill.log"));
+  const bool grew = waitFor(
+      [&] {
+        std::error_code ec;
+        std::uintmax_t size = 0;
+        if (fs::is_directory(watched, ec)) {
+          for (const auto& e : fs::recursive_directory_iterator(watched, ec)) size += e.is_regular_file(ec) ? e.file_size(ec) : 0;
+        } else {
+          size = fs::file_size(watched, ec);
+        }
+        return !ec && size > bytes;
+      },
+      60s);
+  ASSERT_TRUE(grew) << "the dump never reached " << bytes << " bytes";
+  pid_t victim = shell;
+  std::ifstream pidFile(dir.file("victim.pid"));
+  if (pidFile >> victim) {
+  }
+  ASSERT_EQ(kill(victim, SIGKILL), 0);
+  int status = 0;
+  waitpid(shell, &status, 0);
+  if (victim == shell) ASSERT_TRUE(WIFSIGNALED(status)) << "the dump finished before it could be killed";
+}
+
+BackupTarget target(const std::string& directory) {
+  BackupTarget t;
+  t.name = "db";
+  t.directory = directory;
+  t.settle_time = Duration(0);
+  t.check_complete = true;
+  return t;
+}
+
+std::map<std::string, double> sampleOnce(BackupCollector& collector, SampleResult* result = nullptr) {
+  SnapshotBuilder builder;
+  auto r = collector.sample(builder, std::stop_token());
+  if (result) *result = r;
+  return parseMetrics(renderText(builder.take()));
+}
+
+// One backup alone in a directory, checked: 1 complete, 0 incomplete, -1 no verdict.
+double completeness(const std::string& directory, const std::string& glob = "*") {
+  auto t = target(directory);
+  t.glob = glob;
+  BackupCollector collector(t);
+  auto m = sampleOnce(collector);
+  auto it = m.find("apphealth_backup_complete{backup=\"db\"}");
+  return it == m.end() ? -1 : it->second;
+}
+
+}  // namespace
+
+TEST(BackupProducers, PgDumpEveryFormatCompleteAndKilledHalfway) {
+  struct Shape {
+    const char* name;
+    std::string whole;   // makes DIR/NAME completely
+    std::string killed;  // makes it and gets SIGKILLed halfway
+  };
+  const std::string d = pgArgs();
+  const std::vector<Shape> shapes = {
+      {"plain.sql", "pg_dump " + d + " -f plain.sql postgres", "echo $$ > victim.pid; exec pg_dump " + d + " -f plain.sql postgres"},
+      {"custom.dump", "pg_dump " + d + " -Fc -f custom.dump postgres",
+       "echo $$ > victim.pid; exec pg_dump " + d + " -Fc -Z0 -f custom.dump postgres"},
+      {"dirformat", "pg_dump " + d + " -Fd -f dirformat postgres", "echo $$ > victim.pid; exec pg_dump " + d + " -Fd -Z0 -f dirformat postgres"},
+      // Killing pg_dump in a pipe leaves gzip/zstd to close a perfectly valid stream: only the
+      // missing pg_dump trailer inside tells.
+      {"piped.sql.gz", "pg_dump " + d + " postgres | gzip > piped.sql.gz",
+       "(pg_dump " + d + " postgres & echo $! > victim.pid; wait) | gzip -1 > piped.sql.gz"},
+      {"piped.sql.zst", "pg_dump " + d + " postgres | zstd -q > piped.sql.zst",
+       "(pg_dump " + d + " postgres & echo $! > victim.pid; wait) | zstd -q -1 > piped.sql.zst"},
+  };
+  for (const auto& shape : shapes) {
+    SCOPED_TRACE(shape.name);
+    TempDir whole("apphealth-dump");
+    runOk("cd " + whole.path() + " && " + shape.whole);
+    EXPECT_EQ(completeness(whole.path()), 1);
+
+    TempDir killed("apphealth-dump");
+    killHalfway(killed, "cd " + killed.path() + " && " + shape.killed, killed.file(shape.name), 1 << 20);
+    fs::remove(killed.file("victim.pid"));
+    fs::remove(killed.file("kill.log"));
+    EXPECT_EQ(completeness(killed.path(), std::string(shape.name)), 0);
+  }
+  // A pg_dumpall script ends with its own "cluster dump complete" trailer.
+  TempDir all("apphealth-dump");
+  runOk("pg_dumpall " + d + " -f " + all.file("cluster.sql"));
+  EXPECT_EQ(completeness(all.path()), 1);
+}
+
+TEST(BackupProducers, PgRestoreListAloneWouldPassAKilledDump) {
+  // Why the custom/directory check reads every data block instead of `pg_restore --list`.
+  TempDir killed("apphealth-dump");
+  killHalfway(killed, "cd " + killed.path() + " && echo $$ > victim.pid; exec pg_dump " + pgArgs() +
+                          " -Fc -Z0 -f custom.dump postgres",
+              killed.file("custom.dump"), 1 << 20);
+  std::string out;
+  EXPECT_EQ(run("pg_restore --list " + killed.file("custom.dump") + " >/dev/null", &out), 0) << out;
+  EXPECT_NE(run("pg_restore --file=/dev/null " + killed.file("custom.dump"), &out), 0);
+}
+
+TEST(BackupProducers, PgBasebackupWithManifestAndTar) {
+  TempDir dir("apphealth-base");
+  const std::string base = dir.file("base-20261122");
+  runOk("pg_basebackup " + pgArgs() + " -D " + base + " -Fp -X stream --checkpoint=fast");
+  ASSERT_TRUE(fs::exists(base + "/backup_manifest"));
+  auto t = target(dir.path());
+  t.verify_checksum = true;
+  {
+    BackupCollector collector(t);
+    auto m = sampleOnce(collector);
+    EXPECT_EQ(m["apphealth_backup_verified{backup=\"db\"}"], 1);
+    EXPECT_EQ(m["apphealth_backup_complete{backup=\"db\"}"], 1);
+    EXPECT_GT(m["apphealth_backup_last_size_bytes{backup=\"db\"}"], 1e6);
+    EXPECT_EQ(m["apphealth_backup_files{backup=\"db\"}"], 1);  // one directory, one backup
+  }
+  // A data file changed after the backup: pg_verifybackup sees it against the manifest.
+  runOk("echo corrupted >> " + base + "/PG_VERSION");
+  {
+    BackupCollector collector(t);
+    auto m = sampleOnce(collector);
+    EXPECT_EQ(m["apphealth_backup_verified{backup=\"db\"}"], 0);
+    EXPECT_EQ(m["apphealth_backup_complete{backup=\"db\"}"], 0);
+  }
+  // Tar format, compressed: every stream intact and the manifest written last.
+  TempDir tar("apphealth-base");
+  runOk("pg_basebackup " + pgArgs() + " -D " + tar.file("base-tar") + " -Ft -z -X stream --checkpoint=fast");
+  EXPECT_EQ(completeness(tar.path()), 1);
+  runOk("truncate -s 50% " + tar.file("base-tar/base.tar.gz"));
+  EXPECT_EQ(completeness(tar.path()), 0);
+}
+
+// The contract issue 13's alert backtest relies on.
+TEST(BackupProducers, InProgressBackupDoesNotReplaceTheFinishedOne) {
+  TempDir dir("apphealth-dump");
+  runOk("cd " + dir.path() + " && pg_dump " + pgArgs() + " -Fc -f nightly-1.dump postgres");
+  runOk("cd " + dir.path() + " && sha256sum nightly-1.dump > nightly-1.dump.sha256");
+  const double yesterday = now() - 86400;
+  setMtime(dir.file("nightly-1.dump"), yesterday);
+  // Tonight's dump is being written in place (here: killed, so it stays partial and fresh).
+  killHalfway(dir, "cd " + dir.path() + " && echo $$ > victim.pid; exec pg_dump " + pgArgs() +
+                       " -Fc -Z0 -f nightly-2.dump postgres",
+              dir.file("nightly-2.dump"), 1 << 20);
+  fs::remove(dir.file("victim.pid"));
+  fs::remove(dir.file("kill.log"));
+  BackupTarget t = target(dir.path());
+  t.glob = "nightly-*";
+  t.settle_time = std::chrono::minutes(5);
+  t.verify_checksum = true;
+  BackupCollector collector(t);
+  auto m = sampleOnce(collector);
+  EXPECT_EQ(m["apphealth_backup_in_progress{backup=\"db\"}"], 1);
+  EXPECT_EQ(m["apphealth_backup_files{backup=\"db\"}"], 2);
+  EXPECT_EQ(m["apphealth_backup_last_timestamp_seconds{backup=\"db\"}"], static_cast<double>(static_cast<time_t>(yesterday)));
+  EXPECT_EQ(m["apphealth_backup_last_size_bytes{backup=\"db\"}"], fs::file_size(dir.file("nightly-1.dump")));
+  EXPECT_EQ(m["apphealth_backup_complete{backup=\"db\"}"], 1);  // yesterday's
+  EXPECT_EQ(m["apphealth_backup_verified{backup=\"db\"}"], 1);  // yesterday's sidecar
+
+  // Settled 10 minutes ago, no sidecar yet: within checksum_grace no verdict; the dump itself
+  // is seen to be incomplete at once.
+  setMtime(dir.file("nightly-2.dump"), now() - 600);
+  m = sampleOnce(collector);
+  EXPECT_EQ(m["apphealth_backup_in_progress{backup=\"db\"}"], 0);
+  EXPECT_EQ(m["apphealth_backup_complete{backup=\"db\"}"], 0);
+  EXPECT_FALSE(m.count("apphealth_backup_verified{backup=\"db\"}"));
+  EXPECT_EQ(m["apphealth_backup_previous_size_bytes{backup=\"db\"}"], fs::file_size(dir.file("nightly-1.dump")));
+  // Past settle_time + checksum_grace without a sidecar: a failure.
+  setMtime(dir.file("nightly-2.dump"), now() - 3600);
+  m = sampleOnce(collector);
+  EXPECT_EQ(m["apphealth_backup_verified{backup=\"db\"}"], 0);
+  // Each backup is checked once, not once per sample.
+  const auto checks = collector.completenessChecks();
+  sampleOnce(collector);
+  EXPECT_EQ(collector.completenessChecks(), checks);
+}
+
+TEST(BackupProducers, RetentionAndBoundedWalks) {
+  TempDir dir("apphealth-ret");
+  // A mongodump-style directory per night (made by the test: no mongodump runs here).
+  const double day = 86400, base = 1795392000;  // 2026-11-23 00:00 UTC, a Monday
+  for (int i = 0; i < 10; ++i) {
+    const std::string name = "full-backup-" + std::to_string(i);
+    fs::create_directories(dir.file(name + "/app"));
+    std::ofstream(dir.file(name + "/app/users.bson")) << std::string(100 + i, 'x');
+    setMtime(dir.file(name), base - i * 3 * day);
+  }
+  BackupTarget t;
+  t.name = "db";
+  t.directory = dir.path();
+  t.glob = "full-backup-*";
+  t.retention.keep_daily = 7;
+  t.retention.keep_weekly = 4;
+  t.retention.min_count = 5;
+  t.retention.max_age = 30 * 24h;
+  BackupCollector collector(t);
+  SampleResult result;
+  auto m = sampleOnce(collector, &result);
+  EXPECT_TRUE(result.ok) << result.problem;
+  EXPECT_EQ(m["apphealth_backup_files{backup=\"db\"}"], 10);
+  EXPECT_EQ(m["apphealth_backup_oldest_timestamp_seconds{backup=\"db\"}"], base - 27 * day);
+  EXPECT_EQ(m["apphealth_backup_retention_periods{backup=\"db\",period=\"daily\"}"], 10);
+  EXPECT_EQ(m["apphealth_backup_retention_periods{backup=\"db\",period=\"weekly\"}"], 5);
+  EXPECT_EQ(m["apphealth_threshold_backup_retention_periods{backup=\"db\",period=\"weekly\"}"], 4);
+  EXPECT_EQ(m["apphealth_threshold_backup_min_count{backup=\"db\"}"], 5);
+  EXPECT_EQ(m["apphealth_threshold_backup_retention_max_age_seconds{backup=\"db\"}"], 30 * 86400);
+  EXPECT_EQ(m["apphealth_backup_last_size_bytes{backup=\"db\"}"], 100);  // the directory's files summed
+  EXPECT_EQ(m["apphealth_backup_previous_size_bytes{backup=\"db\"}"], 101);
+  EXPECT_FALSE(m.count("apphealth_threshold_backup_retention_periods{backup=\"db\",period=\"monthly\"}"));
+
+  // A directory backup larger than the walk allows is an error, not a silent partial size.
+  for (int i = 0; i < 20; ++i) std::ofstream(dir.file("full-backup-0/app/c" + std::to_string(i) + ".bson")) << "x";
+  t.max_files = 10;
+  BackupCollector capped(t);
+  m = sampleOnce(capped, &result);
+  EXPECT_FALSE(result.ok);
+  EXPECT_NE(result.problem.find("more than max_files (10)"), std::string::npos) << result.problem;
+  EXPECT_FALSE(m.count("apphealth_backup_files{backup=\"db\"}"));
+}
+
+TEST(BackupProducers, WalArchivingSucceedsThenFails) {
+  TempPostgres server;
+  TempDir archive("apphealth-wal");
+  runOk("chown postgres " + archive.path());
+  server.query("ALTER SYSTEM SET archive_mode = on");
+  server.query("ALTER SYSTEM SET archive_command = 'test ! -f " + archive.path() + "/%f && cp %p " + archive.path() + "/%f'");
+  server.stop();
+  server.start();
+  PostgresTarget t;
+  t.name = "main";
+  t.dsn = server.dsn();
+  t.timeout = 5s;
+  PostgresCollector collector(t);
+  auto sample = [&] {
+    SnapshotBuilder builder;
+    collector.sample(builder, std::stop_token());
+    return parseMetrics(renderText(builder.take()));
+  };
+  server.query("CREATE TABLE t AS SELECT g FROM generate_series(1, 1000) g");
+  server.query("SELECT pg_switch_wal()");
+  std::map<std::string, double> m;
+  ASSERT_TRUE(waitFor([&] { return (m = sample())["apphealth_db_wal_archived_total{target=\"main\"}"] >= 1; }, 30s));
+  EXPECT_EQ(m["apphealth_db_wal_archive_mode{target=\"main\"}"], 1);
+  EXPECT_EQ(m["apphealth_threshold_db_wal_rpo_seconds{target=\"main\"}"], 900);
+  EXPECT_NEAR(m["apphealth_db_wal_last_archived_timestamp_seconds{target=\"main\"}"], now(), 60);
+  EXPECT_EQ(m["apphealth_db_wal_archive_failures_total{target=\"main\"}"], 0);
+  EXPECT_FALSE(m.count("apphealth_db_wal_last_archive_failure_timestamp_seconds{target=\"main\"}"));
+  const double archivedAt = m["apphealth_db_wal_last_archived_timestamp_seconds{target=\"main\"}"];
+
+  // The archive destination goes away (full disk, lost mount): archive_command fails.
+  server.query("ALTER SYSTEM SET archive_command = 'cp %p /nonexistent/apphealth/%f'");
+  server.query("SELECT pg_reload_conf()");
+  server.query("INSERT INTO t SELECT g FROM generate_series(1, 1000) g");
+  server.query("SELECT pg_switch_wal()");
+  ASSERT_TRUE(waitFor([&] { return (m = sample())["apphealth_db_wal_archive_failures_total{target=\"main\"}"] >= 1; }, 30s));
+  EXPECT_GE(m["apphealth_db_wal_last_archive_failure_timestamp_seconds{target=\"main\"}"], archivedAt);
+  EXPECT_EQ(m["apphealth_db_wal_last_archived_timestamp_seconds{target=\"main\"}"], archivedAt);
+  server.query("INSERT INTO t SELECT g FROM generate_series(1, 1000) g");
+  m = sample();
+  EXPECT_GT(m["apphealth_db_wal_unarchived_bytes{target=\"main\"}"], 16 << 20);  // a whole segment waits, and more
+
+  // A streaming client appears in pg_stat_replication: its lag is exported.
+  TempDir received("apphealth-wal");
+  runOk("chown postgres " + received.path());
+  const pid_t receiver = spawnWithLog({"/usr/bin/pg_receivewal", "-h", "127.0.0.1", "-p", std::to_string(server.port()),
+                                       "-U", "postgres", "-D", received.path(), "--no-loop"},
+                                      received.file("../receivewal.log"));
+  EXPECT_TRUE(waitFor([&] { return sample().count("apphealth_db_replication_lag_bytes{standby=\"pg_receivewal\",target=\"main\"}") > 0; }, 30s));
+  kill(receiver, SIGTERM);
+  waitpid(receiver, nullptr, 0);
+}
+
+TEST(BackupProducers, ArchiveModeOffExportsOnlyTheMode) {
+  PostgresTarget t;
+  t.name = "main";
+  t.dsn = pg->dsn();
+  PostgresCollector collector(t);
+  SnapshotBuilder builder;
+  collector.sample(builder, std::stop_token());
+  auto m = parseMetrics(renderText(builder.take()));
+  EXPECT_EQ(m["apphealth_db_wal_archive_mode{target=\"main\"}"], 0);
+  EXPECT_FALSE(m.count("apphealth_db_wal_archived_total{target=\"main\"}"));
+  EXPECT_EQ(m["apphealth_threshold_db_wal_rpo_seconds{target=\"main\"}"], 900);
+}
