@@ -234,6 +234,7 @@ backups:
     glob: "full-backup-*"
     name_time_format: "full-backup-%Y%m%d-%H%M%S"
     verify_checksum: true
+    settle_time: 0s                   # make_backup renames finished dumps into place
     ${APPHEALTH_BACKUP_MAX_AGE:+max_age: $APPHEALTH_BACKUP_MAX_AGE}
     $iv
 access_logs:

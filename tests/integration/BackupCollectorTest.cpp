@@ -40,6 +40,7 @@ BackupTarget target(const TempDir& dir) {
   t.name = "db";
   t.directory = dir.path();
   t.glob = "full-backup-*";
+  t.settle_time = Duration(0);  // these files are written whole: none is in progress
   return t;
 }
 
@@ -90,6 +91,7 @@ TEST(BackupCollector, ChecksumOkMismatchAndMissing) {
   dir.write("full-backup-1.sql.sha256", sha256sumLine(dir, "full-backup-1.sql"));
   auto t = target(dir);
   t.verify_checksum = true;
+  t.checksum_grace = Duration(0);  // a missing sidecar fails at once (the grace is tested with pg_dump)
   BackupCollector collector(t);
   auto m = sampleOnce(collector);
   EXPECT_EQ(m["apphealth_backup_verified{backup=\"db\"}"], 1);
@@ -161,6 +163,7 @@ TEST(BackupCollector, ThroughTheExporter) {
                            "    name_time_format: \"full-backup-%Y%m%d-%H%M%S\"\n"
                            "    verify_checksum: true\n"
                            "    max_age: 2h\n"
+                           "    settle_time: 0s\n"
                            "    interval: 200ms\n");
   ASSERT_TRUE(waitFor([&] { return exporter.metric("apphealth_backup_verified{backup=\"nightly\"}") == 1.0; }, 5s))
       << exporter.log();

@@ -50,7 +50,7 @@ TEST(ExporterCli, CheckConfigPrintsEveryProblemWithPosition) {
   EXPECT_NE(out.find("configuration is valid"), std::string::npos);
   EXPECT_EQ(runExporter("--config.file=" + dir.file("bad.yml") + " --check-config", &out), 1);
   const std::string file = dir.file("bad.yml");
-  EXPECT_EQ(out, file + ":2:5: a backup needs 'directory'\n" +
+  EXPECT_EQ(out, file + ":2:5: a backup needs exactly one of 'directory' (local) or 's3' (off-site)\n" +
                      file + ":3:5: unknown key 'directroy' in a backup\n" +
                      file + ":4:11: duplicate backup target name 'a'\n" +
                      file + ":6:14: 'max_age' must be a duration such as 500ms, 15s, 5m or 26h\n");

@@ -114,7 +114,7 @@ backups:
       "c.yml:10:14: address must be host:port or unix:/path/to/socket",
       "c.yml:11:9: 'db' must be an integer, got 'a collection'",
       "c.yml:13:17: unknown preset 'resque' (celery, rq, sidekiq, laravel, bullmq)",
-      "c.yml:16:5: a backup needs 'directory'",
+      "c.yml:16:5: a backup needs exactly one of 'directory' (local) or 's3' (off-site)",
       "c.yml:17:22: 'verify_checksum' must be true or false",
   };
   EXPECT_EQ(errors, expected);

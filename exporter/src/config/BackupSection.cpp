@@ -1,6 +1,8 @@
 // The `backups:` section: local directories (files or directories as backups) and off-site
 // copies in S3-compatible storage, with retention, completeness and checksum options.
 
+#include <algorithm>
+
 #include "config/LoadContext.h"
 
 namespace apphealth {
@@ -99,12 +101,11 @@ std::optional<BackupTarget> parseBackupTarget(LoadContext& ctx, const YAML::Node
   }
   map.getDuration("max_age", t.max_age, 1s, 24h * 3650);
   map.getDuration("interval", t.interval, kMinInterval, kMaxInterval);
-  map.getDuration("timeout", t.timeout, 100ms, 1h);
-  if (t.timeout > t.interval) {
-    ctx.reader().error(map.has("timeout") ? map.node("timeout") : map.self(),
-                       "timeout (" + formatDuration(t.timeout) + ") must not exceed interval (" +
-                           formatDuration(t.interval) + ")");
+  if (map.getDuration("timeout", t.timeout, 100ms, 1h) && t.timeout > t.interval) {
+    ctx.reader().error(map.node("timeout"), "timeout (" + formatDuration(t.timeout) + ") must not exceed interval (" +
+                                                formatDuration(t.interval) + ")");
   }
+  t.timeout = std::min(t.timeout, t.interval);  // default: 30s, or the interval when shorter
   map.getDuration("check_timeout", t.check_timeout, 1s, 24h);
   map.getDuration("settle_time", t.settle_time, Duration(0), 24h);
   map.getDuration("checksum_grace", t.checksum_grace, Duration(0), 7 * 24h);
@@ -120,7 +121,7 @@ std::optional<BackupTarget> parseBackupTarget(LoadContext& ctx, const YAML::Node
 }
 
 void resolveBackupReferences(LoadContext& ctx, const YAML::Node& sequence, std::vector<BackupTarget>& backups) {
-  if (!sequence.IsSequence()) return;
+  if (!sequence.IsDefined() || !sequence.IsSequence()) return;
   for (auto& t : backups) {
     if (t.offsite_of.empty()) continue;
     YAML::Node at;

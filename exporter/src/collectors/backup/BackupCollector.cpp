@@ -214,7 +214,7 @@ SampleResult BackupCollector::scan(SnapshotBuilder& out, const std::stop_token& 
     return a.time != b.time ? a.time > b.time : a.name > b.name;
   });
   const double settle = toSeconds(target_.settle_time);
-  auto inProgress = [&](const BackupCandidate& c) { return now - c.mtime < settle; };
+  auto inProgress = [&](const BackupCandidate& c) { return settle > 0 && now - c.mtime < settle; };
   writing = !all.empty() && inProgress(all.front());
   out.gauge("apphealth_backup_in_progress",
             "Whether the newest backup was modified within settle_time, i.e. is still being written (1) or not (0)." +

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -101,25 +102,17 @@ std::string readZstd(FILE* file, const CheckContext& ctx, const std::function<bo
     if (n == 0) break;
     any = true;
     ZSTD_inBuffer input{in.data(), n, 0};
-    while (input.pos < input.size) {
+    // Drain: a full output buffer may hide more decoded data of this input.
+    for (bool full = true; input.pos < input.size || full;) {
       ZSTD_outBuffer output{out.data(), out.size(), 0};
       last = ZSTD_decompressStream(dctx.get(), &output, &input);
       if (ZSTD_isError(last)) return std::string("corrupt zstd data: ") + ZSTD_getErrorName(last);
       if (output.pos > 0 && !sink(out.data(), output.pos)) return "content check failed";
+      full = output.pos == output.size;
     }
   }
   if (std::ferror(file)) return std::string("read error: ") + std::strerror(errno);
   if (!any) return "empty file";
-  // Flush what the decoder still holds for the last frame.
-  for (;;) {
-    ZSTD_inBuffer input{nullptr, 0, 0};
-    ZSTD_outBuffer output{out.data(), out.size(), 0};
-    const std::size_t rc = ZSTD_decompressStream(dctx.get(), &output, &input);
-    if (ZSTD_isError(rc)) return std::string("corrupt zstd data: ") + ZSTD_getErrorName(rc);
-    if (output.pos > 0 && !sink(out.data(), output.pos)) return "content check failed";
-    last = rc;
-    if (output.pos == 0) break;
-  }
   if (last != 0) return "zstd stream ends early (truncated: the writer did not finish)";
   return {};
 }
@@ -186,7 +179,10 @@ class BsonWalker {
 
 std::vector<std::string> listDir(const std::string& path) {
   std::vector<std::string> names;
-  std::unique_ptr<DIR, decltype(&closedir)> d(opendir(path.c_str()), &closedir);
+  struct Closer {
+    void operator()(DIR* dir) const { closedir(dir); }
+  };
+  std::unique_ptr<DIR, Closer> d(opendir(path.c_str()));
   if (!d) return names;
   while (dirent* e = readdir(d.get())) {
     if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) names.emplace_back(e->d_name);
@@ -207,10 +203,20 @@ std::string readMagic(const std::string& path, std::size_t n) {
   return out;
 }
 
+// Debian's postgresql-common puts pg_restore on PATH but not pg_verifybackup: look in the
+// newest /usr/lib/postgresql/<version>/bin too.
+std::string pgTool(const std::string& name) {
+  for (int version = 30; version >= 10; --version) {
+    const std::string path = "/usr/lib/postgresql/" + std::to_string(version) + "/bin/" + name;
+    if (access(path.c_str(), X_OK) == 0) return path;
+  }
+  return name;  // from PATH
+}
+
 CheckOutcome pgRestoreReadAll(const std::string& path, const CheckContext& ctx) {
   // `pg_restore --list` passes a pg_dump killed halfway (its table of contents is written
   // first, tested); writing the whole restore script to /dev/null reads every data block.
-  auto r = runSubprocess({"pg_restore", "--file=/dev/null", path}, ctx.deadline, ctx.stop);
+  auto r = runSubprocess({pgTool("pg_restore"), "--file=/dev/null", path}, ctx.deadline, ctx.stop);
   if (r.stopped) return CheckOutcome::stopped();
   if (!r.started) return CheckOutcome::unknown(r.describe() + " (install postgresql-client)");
   if (r.timedOut) return CheckOutcome::unknown("pg_restore did not finish within check_timeout");
@@ -308,7 +314,7 @@ bool hasPgDumpTrailer(const std::string& tail) {
 }
 
 CheckOutcome verifyBaseBackup(const std::string& directory, const CheckContext& ctx) {
-  std::vector<std::string> argv{"pg_verifybackup", "--quiet"};
+  std::vector<std::string> argv{pgTool("pg_verifybackup"), "--quiet"};
   // With -X none the WAL is elsewhere (an archive): check the files only.
   const auto wal = listDir(directory + "/pg_wal");
   bool hasWal = false;
