@@ -91,6 +91,7 @@ TEST(BackupConfig, LocalAndS3EntriesWithEveryOption) {
       access_key_id_env: APPHEALTH_TEST_S3_KEY
       secret_access_key_env: APPHEALTH_TEST_S3_SECRET
       max_objects: 20000
+      max_keys: 500
     glob: "full-backup-*"
     offsite_of: nightly
     offsite_delay: 3h
@@ -108,6 +109,7 @@ TEST(BackupConfig, LocalAndS3EntriesWithEveryOption) {
   ASSERT_TRUE(b[1].s3);
   EXPECT_EQ(b[1].s3->bucket, "acme-backups");
   EXPECT_EQ(b[1].s3->max_objects, 20000);
+  EXPECT_EQ(b[1].s3->max_keys, 500);
   ASSERT_TRUE(b[1].offsite_local);
   EXPECT_EQ(b[1].offsite_local->directory, "/var/backups/mongodb");
   EXPECT_EQ(b[1].offsite_delay, 3h);
@@ -143,6 +145,8 @@ TEST(BackupConfig, ClearErrors) {
   expectError("    s3: {endpoint: 'http://h', bucket: bkt, access_key_id_env: HOME, secret_access_key_env: HOME}\n"
               "    offsite_of: nowhere\n",
               "offsite_of 'nowhere' is not the name of a local (directory) backup");
+  expectError("    s3: {endpoint: 'http://h', bucket: bkt, access_key_id_env: HOME, secret_access_key_env: HOME, max_keys: 5000}\n",
+              "'max_keys' must be between 1 and 1000");
   expectError("    directory: /x\n    offsite_of: other\n", "offsite_of belongs to an s3 backup");
   expectError("    directory: /x\n    retention: {}\n", "needs at least one of keep_daily");
   expectError("    directory: /x\n    retention: {min_count: 5, max_count: 2}\n", "max_count must not be below min_count");

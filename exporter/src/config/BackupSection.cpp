@@ -45,6 +45,7 @@ void parseS3(LoadContext& ctx, const YAML::Node& node, S3Location& s3) {
   map.getBool("path_style", s3.path_style);
   map.getString("ca_file", s3.ca_file);
   map.getInt("max_objects", s3.max_objects, 1, 10000000);
+  map.getInt("max_keys", s3.max_keys, 1, 1000);
   // Credentials: files or environment variables only, like every other secret.
   auto secretPair = [&](const char* file, const char* env, SecretSource& out, bool required) {
     map.getString(file, out.file);

@@ -89,6 +89,7 @@ struct S3Location {
   SecretSource session_token;  // optional, temporary credentials
   std::string ca_file;
   int max_objects = 100000;  // listing cap: more objects is an error, not a silent cut
+  int max_keys = 1000;       // keys per ListObjectsV2 page (S3's max-keys; 1,000 is its maximum)
 };
 
 struct BackupTarget {

@@ -7,10 +7,6 @@
 
 namespace apphealth {
 
-namespace {
-constexpr int kPageKeys = 1000;  // the S3 maximum per page
-}
-
 S3Client::Options s3ClientOptions(const S3Location& location) {
   S3Client::Options o;
   o.endpoint = location.endpoint;
@@ -64,12 +60,13 @@ BackupListing listS3Backups(const BackupTarget& target, const S3Client& client, 
   std::vector<S3Object> objects;
   std::string token;
   const std::size_t maxObjects = static_cast<std::size_t>(target.s3->max_objects);
-  const std::size_t maxPages = maxObjects / kPageKeys + 2;
+  const int pageKeys = target.s3->max_keys;
+  const std::size_t maxPages = maxObjects / static_cast<std::size_t>(pageKeys) + 2;
   std::size_t page = 0;
   try {
     do {
       if (++page > maxPages) throw S3Error("more than " + std::to_string(maxPages) + " pages: listing stopped");
-      auto result = client.listObjectsV2(target.s3->prefix, token, kPageKeys, deadline, stop);
+      auto result = client.listObjectsV2(target.s3->prefix, token, pageKeys, deadline, stop);
       for (auto& o : result.objects) objects.push_back(std::move(o));
       if (objects.size() > maxObjects) {
         throw S3Error("more than max_objects (" + std::to_string(maxObjects) + ") objects under the prefix");

@@ -1,6 +1,6 @@
 #pragma once
 // Lists the backups of an off-site copy in S3-compatible storage: ListObjectsV2 pages of
-// 1,000 keys under the prefix, bounded by max_objects and the target's timeout. A key
+// max_keys keys under the prefix, bounded by max_objects and the target's timeout. A key
 // directly under the prefix is a file backup; keys sharing a first path segment form a
 // directory backup (what `s3cmd sync` or `aws s3 cp --recursive` of a dump directory makes).
 
