@@ -1,9 +1,10 @@
 // Backups made by the real tools, checked by the backup collector (sampled directly, one
 // PostgreSQL shared by the whole binary, which runs as one ctest test to keep it lean):
-//   pg_dump plain, custom, directory, piped through gzip and zstd; each also killed halfway
-//   with SIGKILL; pg_basebackup (plain with its backup_manifest, tar); the "backup in
-//   progress" contract (settle_time, the sidecar grace); retention; bounded walks; and WAL
-//   archiving with an archive_command that succeeds and then fails.
+//   pg_dump plain, custom, directory, through gzip and zstd; each also killed halfway with
+//   SIGKILL (held mid-stream by a TcpGate, so never by luck); pg_basebackup (plain with its
+//   backup_manifest, tar); the "backup in progress" contract (settle_time, the sidecar grace);
+//   retention; bounded walks; and WAL archiving with an archive_command that succeeds and then
+//   fails.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -14,7 +15,9 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 
+#include "TcpGate.h"
 #include "TestSupport.h"
 #include "collectors/backup/BackupCollector.h"
 #include "collectors/postgres/PostgresCollector.h"
@@ -32,8 +35,8 @@ class SharedPostgres : public ::testing::Environment {
  public:
   void SetUp() override {
     pg = new TempPostgres();
-    // ~40 MB as a plain dump: big enough that a dump can be killed halfway on any machine.
-    pg->query("CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS ref, now() AS at FROM generate_series(1, 600000) g");
+    // About 4 MB as a plain dump: several times what a gated dump is let through (kGateBytes).
+    pg->query("CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS ref, now() AS at FROM generate_series(1, 60000) g");
     pg->query("CREATE TABLE users AS SELECT g AS id, 'user ' || g AS name FROM generate_series(1, 1000) g");
   }
   void TearDown() override {
@@ -45,7 +48,9 @@ const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new SharedPostgres)
 
 double now() { return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
-std::string pgArgs() { return "-h 127.0.0.1 -p " + std::to_string(pg->port()) + " -U postgres"; }
+// Connection options for pg_dump, pg_dumpall and pg_basebackup, and --no-sync: they fsync what
+// they wrote by default, which takes seconds on a loaded machine and changes no byte of it.
+std::string pgArgs() { return "-h 127.0.0.1 -p " + std::to_string(pg->port()) + " -U postgres --no-sync"; }
 
 void setMtime(const std::string& path, double unixSeconds) {
   // A directory backup's time is its newest entry's: age everything in it.
@@ -64,32 +69,40 @@ void runOk(const std::string& command) {
   ASSERT_EQ(run(command, &out), 0) << command << "\n" << out;
 }
 
-// Starts `command` under bash; once `watched` holds more than `bytes`, SIGKILLs the process
-// whose pid the command wrote to DIR/victim.pid (or the whole command), then waits for it.
-void killHalfway(const TempDir& dir, const std::string& command, const std::string& watched, std::uintmax_t bytes) {
-  const pid_t shell = spawnWithLog({"/bin/bash", "-c", command}, dir.file("kill.log"));
-  const bool grew = waitFor(
-      [&] {
-        std::error_code ec;
-        std::uintmax_t size = 0;
-        if (fs::is_directory(watched, ec)) {
-          for (const auto& e : fs::recursive_directory_iterator(watched, ec)) size += e.is_regular_file(ec) ? e.file_size(ec) : 0;
-        } else {
-          size = fs::file_size(watched, ec);
-        }
-        return !ec && size > bytes;
-      },
-      60s);
-  ASSERT_TRUE(grew) << "the dump never reached " << bytes << " bytes";
-  pid_t victim = shell;
-  std::ifstream pidFile(dir.file("victim.pid"));
-  pidFile >> victim;
-  ASSERT_EQ(kill(victim, SIGKILL), 0);
-  int status = 0;
-  waitpid(shell, &status, 0);
-  if (victim == shell) {
-    ASSERT_TRUE(WIFSIGNALED(status)) << "the dump finished before it could be killed";
+// What a gated pg_dump receives of the server's answers before it is stuck: its catalog queries
+// (about 0.9 MB here) and then part of the table data, far from the end of the dump.
+constexpr std::uint64_t kGateBytes = 3 << 19;
+// What its output must hold before it is killed: well inside the table data.
+constexpr std::uintmax_t kKilledAt = 256 << 10;
+
+std::uintmax_t bytesIn(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) {
+    const auto size = fs::file_size(path, ec);
+    return ec ? 0 : size;
   }
+  std::uintmax_t size = 0;
+  for (const auto& e : fs::recursive_directory_iterator(path, ec)) size += e.is_regular_file(ec) ? e.file_size(ec) : 0;
+  return size;
+}
+
+// A pg_dump killed halfway, deterministically: `pg_dump ARGS` connects through a TcpGate, which
+// passes only kGateBytes of the server's answers, so it can never finish; once all of that
+// passed and `output` holds more than kKilledAt bytes, it gets SIGKILL.
+void killPgDumpHalfway(const std::vector<std::string>& args, const std::string& output) {
+  TcpGate gate(pg->port(), kGateBytes);
+  std::vector<std::string> argv{"/usr/bin/pg_dump", "-h", "127.0.0.1", "-p", std::to_string(gate.port()), "-U", "postgres"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  TempDir logs("apphealth-log");
+  const pid_t pgDump = spawnWithLog(argv, logs.file("pg_dump.log"));
+  const bool midway = waitFor([&] { return gate.passed() == kGateBytes && bytesIn(output) > kKilledAt; }, 60s);
+  kill(pgDump, SIGKILL);
+  int status = 0;
+  waitpid(pgDump, &status, 0);
+  ASSERT_TRUE(midway) << "after the gate passed " << gate.passed() << " bytes, " << output << " holds " << bytesIn(output)
+                      << " (waiting for more than " << kKilledAt << ")\n"
+                      << std::ifstream(logs.file("pg_dump.log")).rdbuf();
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "pg_dump ended otherwise: status " << status;
 }
 
 BackupTarget target(const std::string& directory) {
@@ -121,51 +134,49 @@ double completeness(const std::string& directory, const std::string& glob = "*")
 }  // namespace
 
 TEST(BackupProducers, PgDumpEveryFormatCompleteAndKilledHalfway) {
-  struct Shape {
-    const char* name;
-    std::string whole;   // makes DIR/NAME completely
-    std::string killed;  // makes it and gets SIGKILLed halfway
+  struct Format {
+    std::string name;
+    std::vector<std::string> options;        // for the whole dump
+    std::vector<std::string> killedOptions;  // for the one killed halfway (uncompressed: more of it on disk)
   };
-  const std::string d = pgArgs();
-  const std::vector<Shape> shapes = {
-      {"plain.sql", "pg_dump " + d + " -f plain.sql postgres", "echo $$ > victim.pid; exec pg_dump " + d + " -f plain.sql postgres"},
-      {"custom.dump", "pg_dump " + d + " -Fc -f custom.dump postgres",
-       "echo $$ > victim.pid; exec pg_dump " + d + " -Fc -Z0 -f custom.dump postgres"},
-      {"dirformat", "pg_dump " + d + " -Fd -f dirformat postgres", "echo $$ > victim.pid; exec pg_dump " + d + " -Fd -Z0 -f dirformat postgres"},
-      // Killing pg_dump in a pipe leaves gzip/zstd to close a perfectly valid stream: only the
-      // missing pg_dump trailer inside tells.
-      {"piped.sql.gz", "pg_dump " + d + " postgres | gzip > piped.sql.gz",
-       "(pg_dump " + d + " postgres & echo $! > victim.pid; wait) | gzip -1 > piped.sql.gz"},
-      {"piped.sql.zst", "pg_dump " + d + " postgres | zstd -q > piped.sql.zst",
-       "(pg_dump " + d + " postgres & echo $! > victim.pid; wait) | zstd -q -1 > piped.sql.zst"},
+  const std::vector<Format> formats = {
+      {"plain.sql", {}, {}},
+      {"custom.dump", {"-Fc"}, {"-Fc", "-Z0"}},
+      {"dirformat", {"-Fd"}, {"-Fd", "-Z0"}},
   };
-  for (const auto& shape : shapes) {
-    SCOPED_TRACE(shape.name);
-    TempDir whole("apphealth-dump");
-    runOk("cd " + whole.path() + " && " + shape.whole);
-    EXPECT_EQ(completeness(whole.path()), 1);
+  TempDir whole("apphealth-dump"), killed("apphealth-dump");
+  for (const auto& format : formats) {
+    SCOPED_TRACE(format.name);
+    std::string command = "pg_dump " + pgArgs();
+    for (const auto& o : format.options) command += " " + o;
+    runOk(command + " -f " + whole.file(format.name) + " postgres");
+    EXPECT_EQ(completeness(whole.path(), format.name), 1);
 
-    TempDir killed("apphealth-dump");
-    killHalfway(killed, "cd " + killed.path() + " && " + shape.killed, killed.file(shape.name), 1 << 20);
-    fs::remove(killed.file("victim.pid"));
-    fs::remove(killed.file("kill.log"));
-    EXPECT_EQ(completeness(killed.path(), std::string(shape.name)), 0);
+    std::vector<std::string> args = format.killedOptions;
+    args.insert(args.end(), {"--no-sync", "-f", killed.file(format.name), "postgres"});
+    killPgDumpHalfway(args, killed.file(format.name));
+    EXPECT_EQ(completeness(killed.path(), format.name), 0);
   }
-  // A pg_dumpall script ends with its own "cluster dump complete" trailer.
-  TempDir all("apphealth-dump");
-  runOk("pg_dumpall " + d + " -f " + all.file("cluster.sql"));
-  EXPECT_EQ(completeness(all.path()), 1);
-}
-
-TEST(BackupProducers, PgRestoreListAloneWouldPassAKilledDump) {
-  // Why the custom/directory check reads every data block instead of `pg_restore --list`.
-  TempDir killed("apphealth-dump");
-  killHalfway(killed, "cd " + killed.path() + " && echo $$ > victim.pid; exec pg_dump " + pgArgs() +
-                          " -Fc -Z0 -f custom.dump postgres",
-              killed.file("custom.dump"), 1 << 20);
+  // Why the custom and directory checks read every data block: `pg_restore --list` passes a
+  // killed dump, because its table of contents is written first.
   std::string out;
   EXPECT_EQ(run("pg_restore --list " + killed.file("custom.dump") + " >/dev/null", &out), 0) << out;
   EXPECT_NE(run("pg_restore --file=/dev/null " + killed.file("custom.dump"), &out), 0);
+
+  // `pg_dump | gzip` and `pg_dump | zstd`: the compressor gets exactly the bytes pg_dump writes
+  // (here, from the dumps above). When pg_dump is killed, the compressor still ends its stream
+  // cleanly: only the missing pg_dump trailer inside tells.
+  for (const auto& [name, compress, test] : {std::tuple{"plain.sql.gz", "gzip -c", "gzip -t"}, std::tuple{"plain.sql.zst", "zstd -qc", "zstd -qt"}}) {
+    SCOPED_TRACE(name);
+    runOk(std::string(compress) + " " + whole.file("plain.sql") + " > " + whole.file(name));
+    EXPECT_EQ(completeness(whole.path(), name), 1);
+    runOk(std::string(compress) + " " + killed.file("plain.sql") + " > " + killed.file(name));
+    runOk(std::string(test) + " " + killed.file(name));
+    EXPECT_EQ(completeness(killed.path(), name), 0);
+  }
+  // A pg_dumpall script ends with its own "cluster dump complete" trailer.
+  runOk("pg_dumpall " + pgArgs() + " -f " + whole.file("cluster.sql"));
+  EXPECT_EQ(completeness(whole.path(), "cluster.sql"), 1);
 }
 
 TEST(BackupProducers, PgBasebackupWithManifestAndTar) {
@@ -193,7 +204,7 @@ TEST(BackupProducers, PgBasebackupWithManifestAndTar) {
   }
   // Tar format, compressed: every stream intact and the manifest written last.
   TempDir tar("apphealth-base");
-  runOk("pg_basebackup " + pgArgs() + " -D " + tar.file("base-tar") + " -Ft -z -X stream --checkpoint=fast");
+  runOk("pg_basebackup " + pgArgs() + " -D " + tar.file("base-tar") + " -Ft -Z 1 -X stream --checkpoint=fast");
   EXPECT_EQ(completeness(tar.path()), 1);
   const auto tarSize = fs::file_size(tar.file("base-tar/base.tar.gz"));
   fs::resize_file(tar.file("base-tar/base.tar.gz"), tarSize / 2);
@@ -208,11 +219,7 @@ TEST(BackupProducers, InProgressBackupDoesNotReplaceTheFinishedOne) {
   const double yesterday = now() - 86400;
   setMtime(dir.file("nightly-1.dump"), yesterday);
   // Tonight's dump is being written in place (here: killed, so it stays partial and fresh).
-  killHalfway(dir, "cd " + dir.path() + " && echo $$ > victim.pid; exec pg_dump " + pgArgs() +
-                       " -Fc -Z0 -f nightly-2.dump postgres",
-              dir.file("nightly-2.dump"), 1 << 20);
-  fs::remove(dir.file("victim.pid"));
-  fs::remove(dir.file("kill.log"));
+  killPgDumpHalfway({"-Fc", "-Z0", "--no-sync", "-f", dir.file("nightly-2.dump"), "postgres"}, dir.file("nightly-2.dump"));
   BackupTarget t = target(dir.path());
   t.glob = "nightly-*";
   t.settle_time = std::chrono::minutes(5);
@@ -332,8 +339,8 @@ TEST(BackupProducers, WalArchivingSucceedsThenFails) {
   TempDir received("apphealth-wal");
   runOk("chown postgres " + received.path());
   const pid_t receiver = spawnWithLog({"/usr/lib/postgresql/15/bin/pg_receivewal", "-h", "127.0.0.1", "-p", std::to_string(server.port()),
-                                       "-U", "postgres", "-D", received.path(), "--no-loop"},
-                                      received.file("../receivewal.log"));
+                                       "-U", "postgres", "-D", received.path(), "--no-loop", "--no-sync"},
+                                      archive.file("receivewal.log"));
   EXPECT_TRUE(waitFor([&] { return sample().count("apphealth_db_replication_lag_bytes{target=\"main\",standby=\"pg_receivewal\"}") > 0; }, 30s));
   kill(receiver, SIGTERM);
   waitpid(receiver, nullptr, 0);
