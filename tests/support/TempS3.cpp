@@ -1,6 +1,7 @@
 #include "TempS3.h"
 
 #include <signal.h>
+#include <openssl/evp.h>
 #include <sys/wait.h>
 
 #include <filesystem>
@@ -75,8 +76,15 @@ void TempS3::seedObjects(const std::string& bucket, const std::string& prefix, i
     const fs::path key = root / (prefix + name);
     fs::create_directories(key.parent_path());
     const std::string base = key.string();
-    std::ofstream(base + "._S3rver_object") << "object " << i << "\n";
+    const std::string content = "object " + std::to_string(i) + "\n";
+    std::ofstream(base + "._S3rver_object") << content;
     std::ofstream(base + "._S3rver_metadata.json") << "{\"content-type\": \"application/octet-stream\"}";
+    // The ETag s3rver serves; written as its putObject does, so no listing has to compute it.
+    unsigned char md5[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    EVP_Digest(content.data(), content.size(), md5, &length, EVP_md5(), nullptr);
+    std::ofstream out(base + "._S3rver_object.md5");
+    for (unsigned int b = 0; b < length; ++b) out << "0123456789abcdef"[md5[b] >> 4] << "0123456789abcdef"[md5[b] & 15];
   }
 }
 

@@ -29,8 +29,9 @@ class TempS3 {
   // exit status and puts stdout+stderr into `output` when given.
   int s3cmd(const std::string& args, std::string* output = nullptr) const;
   // Writes `count` small objects "<prefix>NNNNN" straight into s3rver's storage layout (its
-  // FilesystemStore: KEY._S3rver_object + metadata; s3rver adds the md5): uploading 10,000 objects one PUT at
-  // a time through a client takes minutes; the server still produces every listing page.
+  // FilesystemStore: KEY._S3rver_object, its metadata and its md5, as s3rver's putObject does):
+  // uploading thousands of objects one PUT at a time through a client takes minutes; the
+  // server still produces every listing page. For tests of listing, not of a client.
   void seedObjects(const std::string& bucket, const std::string& prefix, int count) const;
   std::string log() const;
 
