@@ -152,6 +152,38 @@ TEST(BackupCollector, MissingDirectoryFailsTheCollectorAndReportsNoFiles) {
   EXPECT_EQ(m["apphealth_threshold_backup_max_age_seconds{backup=\"db\"}"], 26 * 3600);
 }
 
+TEST(BackupCollector, StatusAgeCheckIsHeldOffWhileABackupIsWritten) {
+  // What the status page shows: the age of the newest finished backup against max_age, not
+  // failing while tonight's dump is still being written (as the "too old" alert waits too).
+  TempDir dir;
+  dir.write("full-backup-1.sql", "old");
+  setMtime(dir.file("full-backup-1.sql"), kNow - 30 * 3600);
+  BackupTarget t = target(dir);
+  t.settle_time = std::chrono::minutes(5);
+  auto ageCheck = [&](BackupCollector& collector) {
+    SnapshotBuilder builder;
+    const auto result = collector.sample(builder, std::stop_token());
+    EXPECT_TRUE(result.ok) << result.problem;
+    for (const auto& c : result.checks) {
+      if (c.name == "age of the newest backup") return c;
+    }
+    ADD_FAILURE() << "no age check";
+    return StatusCheck{};
+  };
+  BackupCollector collector(t);
+  auto age = ageCheck(collector);
+  EXPECT_TRUE(age.failing);
+  EXPECT_NEAR(age.value, 30 * 3600, 60);
+  dir.write("full-backup-2.sql", "being written");  // modified just now: in progress
+  age = ageCheck(collector);
+  EXPECT_FALSE(age.failing);
+  EXPECT_NEAR(age.value, 30 * 3600, 60);  // still the finished one's age
+  setMtime(dir.file("full-backup-2.sql"), kNow - 600);  // settled
+  age = ageCheck(collector);
+  EXPECT_FALSE(age.failing);
+  EXPECT_NEAR(age.value, 600, 60);
+}
+
 TEST(BackupCollector, ThroughTheExporter) {
   TempDir dir;
   dir.write("full-backup-20261122-010000.sql", "backup");

@@ -158,7 +158,7 @@ SampleResult BackupCollector::sample(SnapshotBuilder& out, std::stop_token stop)
   SampleResult result = scan(out, stop, newestTime, writing);
   // No backup at all counts as over the age threshold, as the "backup missing" alert sees it;
   // a backup being written holds it off, as it holds off the "backup too old" alert.
-  StatusCheck age{"age of the newest finished backup", kNoValue, toSeconds(target_.max_age), "s"};
+  StatusCheck age{"age of the newest backup", kNoValue, toSeconds(target_.max_age), "s"};
   if (result.ok) {
     if (newestTime) age.value = nowSeconds() - *newestTime;
     age.failing = (!newestTime || age.value > age.threshold) && !writing;
