@@ -22,7 +22,12 @@ What the site looks like (the numbers are those of a small real site, not tuned 
     transactions and now and then a report query of a few minutes;
   - nightly pg_dump at 02:00 (cron, 0-90 s jitter) of about 2 GB, 8-15 minutes, written in
     place under a name carrying its start time, sha256 sidecar written after it, 14 kept;
-    one night (Thursday of the second week) the dump takes 3 h 20 min;
+    one night (Thursday of the second week) the dump takes 3 h 20 min; the same script then
+    uploads it off-site (1-6 min; about once a week the upload fails and the hourly retry
+    job uploads it an hour later);
+  - WAL archiving with archive_timeout = 5 min: a segment archived at least every 5 minutes
+    while anything is written (1-3 s per upload), and about twice a week one failed attempt
+    (a network hiccup) that PostgreSQL retries successfully a minute later;
   - job queues: a steady trickle on `default`; hourly bursts of 200-800 mails on `emails`
     plus a morning digest of 2,000-5,000 at 07:00, drained by workers at about 6 jobs/s;
     a few failed jobs a day kept in the failed registry; 2 live workers on `default` and 3 on
@@ -370,6 +375,10 @@ EFFECT_FAMILIES = {
     "redis_down": ["redis"], "workers_stalled": ["queues"], "workers_gone": ["queues"],
     "http_5xx": ["http"], "http_slow": ["http"], "site_down": ["probes"], "certbot_broken": ["probes"],
     "backup_not_run": ["backups", "database", "http"], "backup_unmounted": ["backups"],
+    # A killed dump also ends the dump's load on the database and the site early: less load
+    # pages nobody, so only the backup series are replayed.
+    "backup_killed": ["backups"], "wal_archive_broken": ["wal"],
+    "offsite_broken": ["backups"],
     "lcp_poor": ["vitals"], "inp_poor": ["vitals"], "client_errors": ["vitals"], "beacons_blocked": ["vitals"],
     "exporter_down": None,
 }
@@ -399,15 +408,36 @@ def deploys(world, day):
 
 
 def backup_runs(world, day):
-    """The nightly dump of `day`: (start, end, final size bytes); the slow night is slower."""
+    """The nightly dump of `day`: (start, end, final size bytes, complete); the slow night is
+    slower; a killed dump (effect `backup_killed`) stops at 40 % and stays as it is."""
     rng = world.rng("backup", day)
     start = day * DAY + 2 * 3600 + int(rng.uniform(0, 90))
     size = 2.1e9 * (1 + 0.003 * day) * rng.uniform(0.995, 1.005)
     duration = rng.uniform(8, 15) * 60
     if day == 10:  # Thursday of the second week: I/O contention on the host, 3 h 20 min
         duration = 3 * 3600 + 20 * 60
-    skipped = world.effect("backup_not_run", start)
-    return None if skipped else (start, start + int(duration), size)
+    if world.effect("backup_not_run", start):
+        return None
+    if world.effect("backup_killed", start):
+        return (start, start + int(duration * 0.4), size * 0.4, False)
+    return (start, start + int(duration), size, True)
+
+
+def offsite_upload(world, day):
+    """When the off-site copy of `day`'s dump is complete (None: no dump). The backup script
+    uploads right after the dump (1-6 min); about once a week that upload fails and the hourly
+    retry job uploads it at the next full hour."""
+    r = world.backup_run(day)
+    if not r:
+        return None
+    rng = world.rng("offsite", day)
+    done = r[1] + 40 + int(rng.uniform(60, 360))
+    if rng.random() < 1 / 7:
+        done = done - done % 3600 + 3600 + int(rng.uniform(60, 360))
+    broken = world.effect("offsite_broken", r[1])
+    if broken:  # every upload fails until the effect ends; the next hourly retry succeeds
+        done = broken.t1 - broken.t1 % 3600 + 3600 + int(rng.uniform(60, 360))
+    return done
 
 
 def report_queries(world, day):
@@ -703,8 +733,14 @@ def _backups(world):
              "apphealth_threshold_backup_max_age_seconds", "apphealth_collector_up",
              "apphealth_collector_last_success_timestamp_seconds"]
     if world.backup_contract:
-        names.append("apphealth_backup_in_progress")
+        # Issue 9's exporter: in progress, completeness, retention (keep_daily: 7, max_age:
+        # 16d) and the off-site copy (entry `offsite`, offsite_of: nightly, offsite_delay: 2h).
+        names += ["apphealth_backup_in_progress", "apphealth_backup_complete", "apphealth_backup_oldest_timestamp_seconds",
+                  "apphealth_threshold_backup_retention_max_age_seconds"]
     tr = {nm: Track(step, n) for nm in names}
+    periods, periods_thr = Track(step, n), Track(step, n)
+    offsite = {nm: Track(step, n) for nm in ("apphealth_backup_offsite_match", "apphealth_backup_offsite_source_timestamp_seconds",
+                                            "apphealth_threshold_backup_offsite_delay_seconds")}
     def runs_until(t):
         """Complete and in-progress dumps that exist at t, oldest first (14 kept)."""
         out = []
@@ -738,7 +774,21 @@ def _backups(world):
             newest = done[-1] if done else None
             prev = done[-2] if len(done) > 1 else None
             size = newest[2] if newest else None
-            verified = 1
+            # A killed dump gets no sidecar (the script stops at the failed pg_dump).
+            verified = 1 if not newest or newest[3] else 0
+            vals["apphealth_threshold_backup_retention_max_age_seconds"] = 16 * DAY
+            periods_thr.values[i] = 7
+            if newest:
+                vals["apphealth_backup_complete"] = 1 if newest[3] else 0
+                # Only a finished dump is uploaded (the script stops at a failed pg_dump).
+                up = offsite_upload(world, newest[0] // DAY) if newest[3] else None
+                offsite["apphealth_backup_offsite_match"].values[i] = 1 if up is not None and up <= ts else 0
+                offsite["apphealth_backup_offsite_source_timestamp_seconds"].values[i] = newest[1]
+                offsite["apphealth_threshold_backup_offsite_delay_seconds"].values[i] = 7200
+            present = kept + writing
+            if present:
+                vals["apphealth_backup_oldest_timestamp_seconds"] = present[0][0]
+                periods.values[i] = len({r[0] // DAY for r in present})
         else:
             newest = runs[-1] if runs else None
             prev = runs[-2] if len(runs) > 1 else None
@@ -762,9 +812,95 @@ def _backups(world):
             out[key(nm, collector="backup", target="nightly")] = track
         elif nm.startswith("apphealth_threshold") or nm.startswith("apphealth_backup"):
             out[key(nm, backup="nightly")] = track
+    if world.backup_contract:
+        out[key("apphealth_backup_retention_periods", backup="nightly", period="daily")] = periods
+        out[key("apphealth_threshold_backup_retention_periods", backup="nightly", period="daily")] = periods_thr
+        for nm, track in offsite.items():
+            out[key(nm, backup="offsite")] = track
     return out
 
 
+
+
+@family("wal")
+def _wal(world):
+    """WAL archiving of PostgreSQL `main` (pg_stat_archiver, sampled with the database every
+    15 s): archive_timeout 5 min, 16 MB segments; writes follow traffic (a fifth of requests
+    write, about 8 kB of WAL each, plus a checkpoint's records every 5 min while anything is
+    written). An upload takes 1-3 s. About twice a week one attempt fails (a network hiccup):
+    PostgreSQL retries three times a second apart, then after a minute, and that succeeds.
+    Effect `wal_archive_broken`: every attempt fails (destination full, expired credentials)."""
+    step = STEP
+    n = world.n(step)
+    seg = 16 * 2 ** 20
+    mode, last_ok, last_fail, unarchived, rpo = (Track(step, n) for _ in range(5))
+    c = Counters(world, step)
+    k_archived = key("apphealth_db_wal_archived_total", target="main")
+    k_failed = key("apphealth_db_wal_archive_failures_total", target="main")
+    c.declare(k_archived)
+    c.declare(k_failed)
+    def make(day):
+        rng = world.rng("wal", day)
+        return rng, sorted(day * DAY + rng.uniform(0, DAY) for _ in range(poisson(rng, 2 / 7)))
+
+    days = Days(make)
+    lsn = 0.0              # bytes of WAL written, from the start of segment 0
+    archived_end = 0.0     # end of the last archived segment
+    pending = []           # ends of finished segments waiting to be archived
+    switched_at = 0.0      # last segment switch (archive_timeout counts from it)
+    ok_time, fail_time = NAN, NAN
+    retry_at = None
+    hiccup_due = False     # the next attempt fails once
+    for i, s in enumerate(world.steps(step)):
+        t = s * step
+        rng, hiccups = days.at(t)
+        # pg_stat_archiver's counters are PostgreSQL's: an exporter restart does not reset them.
+        if any(t - step < h <= t for h in hiccups):
+            hiccup_due = True
+        written = poisson(rng, world.traffic(t) * step * 0.2) * 8192
+        if written and int(t) % 300 < step:
+            written += 16384  # the checkpoint's records
+        lsn += written
+        # Full segments, and archive_timeout: a switch when anything was written in 5 min.
+        while lsn >= (max(archived_end, pending[-1] if pending else 0.0) // seg + 1) * seg:
+            end = (max(archived_end, pending[-1] if pending else 0.0) // seg + 1) * seg
+            pending.append(end)
+            switched_at = t
+        if t - switched_at >= 300 and lsn > max(archived_end, pending[-1] if pending else 0.0):
+            pending.append(lsn)  # the switch ends the segment here
+            switched_at = t
+        broken = world.effect("wal_archive_broken", t)
+        if pending and (retry_at is None or t >= retry_at):
+            if broken or hiccup_due:
+                hiccup_due = False
+                c.add(k_failed, 3)
+                fail_time = t + rng.uniform(0, 3)
+                retry_at = t + 60
+            else:
+                c.add(k_archived, len(pending))
+                archived_end = pending[-1]
+                pending = []
+                ok_time = t + rng.uniform(1, 3)
+                retry_at = None
+        c.emit(i, t)
+        if world.scrape_failed(t, step):
+            continue
+        mode.values[i] = 1
+        rpo.values[i] = 900
+        if not math.isnan(ok_time):
+            last_ok.values[i] = ok_time
+        if not math.isnan(fail_time):
+            last_fail.values[i] = fail_time
+        unarchived.values[i] = lsn - archived_end
+    out = finish(c)
+    out.update({
+        key("apphealth_db_wal_archive_mode", target="main"): mode,
+        key("apphealth_db_wal_last_archived_timestamp_seconds", target="main"): last_ok,
+        key("apphealth_db_wal_last_archive_failure_timestamp_seconds", target="main"): last_fail,
+        key("apphealth_db_wal_unarchived_bytes", target="main"): unarchived,
+        key("apphealth_threshold_db_wal_rpo_seconds", target="main"): rpo,
+    })
+    return out
 
 
 @family("probes")
