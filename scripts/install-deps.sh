@@ -29,14 +29,20 @@ PACKAGES=(
   debhelper dpkg-dev lintian help2man systemd python3-jsonschema
   # the alert backtest (tests/rules/backtest/)
   python3-yaml
-  # backups: the S3 client and zstd for the backup tests (pg_dump & co. come with postgresql)
-  s3cmd zstd
+  # backups: the S3 client and zstd for the backup tests (pg_dump & co. come with postgresql),
+  # node and npm for s3rver (tests/support/TempS3.cpp runs `npm ci` itself)
+  s3cmd zstd nodejs npm
 )
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# nodejs from another source (NodeSource) provides npm itself.
+if [[ " ${missing[*]} " == *" npm "* ]] && command -v npm >/dev/null; then
+  missing=("${missing[@]/npm}")
+  read -ra missing <<<"${missing[*]}"
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
