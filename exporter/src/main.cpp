@@ -32,6 +32,7 @@ int checkConfig(const std::string& file, const std::string& webConfigFile) {
   std::cout << file << ": configuration is valid (" << c.postgres.size() << " postgres, " << c.mysql.size()
             << " mysql, " << c.redis.size() << " redis, " << c.backups.size() << " backup, " << c.access_logs.size() << " access log, "
             << c.http_probes.size() << " http probe targets; ingest " << (c.ingest.enabled ? "on" : "off")
+            << (c.ingest.enabled && !c.ingest.web_config_file.empty() ? ", web config " + c.ingest.web_config_file : "")
             << ")\n";
   if (web) {
     const auto& w = *web->config;
@@ -94,6 +95,7 @@ int main(int argc, char** argv) {
   http.listenAddress = options.listenAddress;
   WebOptions web;
   web.configFile = options.webConfigFile;
+  web.enableLifecycle = options.enableLifecycle;
   Exporter exporter(options.configFile, http, web);
   try {
     exporter.start();

@@ -322,3 +322,70 @@ TEST(WebConfig, ChangesApplyWithoutRestartAndABrokenFileFailsClosed) {
       10s));
 }
 
+TEST(WebConfig, BeaconListenerWithItsOwnTlsAndNoBasicAuth) {
+  TestCertificates ca;
+  const auto server = ca.server();
+  TempDir dir("apphealth-beacon-tls");
+  dir.write("beacon-web.yml", tlsSection(server) + "http_server_config:\n  headers:\n    X-Content-Type-Options: nosniff\n");
+  const int beaconPort = freePort();
+  const std::string config = "ingest:\n  listen_address: \"127.0.0.1:" + std::to_string(beaconPort) +
+                             "\"\n  web_config_file: " + dir.file("beacon-web.yml") + "\n  rate_per_second: 1000\n";
+  // The main listener asks for a password; the beacon listener must not.
+  SecureExporter e(config, "basic_auth_users:\n  prometheus: " + htpasswdHash("prometheus", "pw") + "\n");
+  const std::string beacon = "https://localhost:" + std::to_string(beaconPort);
+  const auto posted = tlsRequest({.method = "POST", .url = beacon + "/ingest/vitals", .caFile = ca.caCert(),
+                                  .headers = {"Content-Type: text/plain;charset=UTF-8"},
+                                  .body = R"({"name":"LCP","value":1200,"id":"v4-tls","page":"/"})"});
+  EXPECT_EQ(posted.status, 204) << posted.curlError << "\n" << e.log();
+  EXPECT_EQ(posted.header("www-authenticate"), "");
+  EXPECT_EQ(posted.header("x-content-type-options"), "nosniff");
+  // Nothing of the main listener is there: no /-/reload, no /metrics, no status page.
+  for (const std::string path : {"/-/reload", "/metrics", "/"}) {
+    const auto r = tlsRequest({.method = path == "/-/reload" ? "POST" : "GET", .url = beacon + path, .caFile = ca.caCert()});
+    EXPECT_EQ(r.status, 404) << path;
+  }
+  EXPECT_EQ(httpRequest("POST", "http://127.0.0.1:" + std::to_string(beaconPort) + "/ingest/vitals").status, 400);
+  // The main listener is plain HTTP here (its web config has no TLS) and counted the beacon.
+  const auto metrics = httpRequest("GET", e.httpUrl("/metrics"), {"Authorization: Basic cHJvbWV0aGV1czpwdw=="});
+  ASSERT_EQ(metrics.status, 200);
+  EXPECT_EQ(parseMetrics(metrics.body)["apphealth_ingest_requests_total{endpoint=\"vitals\",code=\"204\"}"], 1);
+
+  // A broken beacon web config: TLS connections are refused, and counted.
+  dir.write("beacon-web.yml.new", tlsSection(server) + "  bogus: 1\n");
+  std::rename(dir.file("beacon-web.yml.new").c_str(), dir.file("beacon-web.yml").c_str());
+  EXPECT_TRUE(waitFor([&] { return tlsRequest({.url = beacon + "/ingest/vitals", .caFile = ca.caCert()}).curlCode != 0; }, 10s));
+  const auto after = httpRequest("GET", e.httpUrl("/metrics"), {"Authorization: Basic cHJvbWV0aGV1czpwdw=="});
+  EXPECT_GE(parseMetrics(after.body)["apphealth_ingest_connections_refused_total{reason=\"tls\"}"], 1) << after.body;
+  EXPECT_NE(e.log().find(dir.file("beacon-web.yml") + ":4:3: unknown key 'bogus' in tls_server_config"), std::string::npos)
+      << e.log();
+}
+
+TEST(WebConfig, BeaconWebConfigRefusesBasicAuth) {
+  TempDir dir("apphealth-beacon-auth");
+  dir.write("beacon-web.yml", "basic_auth_users:\n  u: " + htpasswdHash("u", "p") + "\n");
+  dir.write("config.yml", "ingest:\n  web_config_file: beacon-web.yml\n");
+  std::string output;
+  EXPECT_EQ(runExporter({"--config.file=" + dir.file("config.yml"), "--check-config"}, output), 1);
+  // Where the key is in the main config, then where the problem is in the web config.
+  EXPECT_NE(output.find(dir.file("config.yml") + ":2:20: " + dir.file("beacon-web.yml") +
+                        ":2:3: basic_auth_users cannot protect the beacon listener"),
+            std::string::npos)
+      << output;
+}
+
+TEST(WebConfig, LifecycleOffRefusesReloadButSighupStillReloads) {
+  ExporterProcess e(kNoCollectors, {"--web.enable-lifecycle=false"});
+  const auto refused = httpRequest("POST", e.url("/-/reload"));
+  EXPECT_EQ(refused.status, 403);
+  EXPECT_EQ(refused.body, "the lifecycle API is disabled (--web.enable-lifecycle=false); send SIGHUP to reload\n");
+  const auto before = e.metric("apphealth_config_last_reload_success_timestamp_seconds");
+  ASSERT_TRUE(before);
+  e.rewriteConfig("# edited\n{}\n");
+  e.signal(SIGHUP);
+  EXPECT_TRUE(waitFor([&] { return e.metric("apphealth_config_last_reload_success_timestamp_seconds") > before; }, 10s))
+      << e.log();
+  EXPECT_NE(e.log().find("configuration reloaded"), std::string::npos);
+  // On by default: POST /-/reload works as it always has.
+  ExporterProcess byDefault(kNoCollectors);
+  EXPECT_EQ(httpRequest("POST", byDefault.url("/-/reload")).status, 200);
+}

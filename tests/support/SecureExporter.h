@@ -21,6 +21,7 @@ class SecureExporter {
   // exporter on a free port with --web.config.file pointing at the web config.
   SecureExporter(const std::string& configYaml, const std::string& webConfigYaml,
                  const std::vector<std::string>& extraArgs = {});
+  // SIGTERM; a test failure unless the exporter exits 0 (under ASan: also no leak).
   ~SecureExporter();
   SecureExporter(const SecureExporter&) = delete;
   SecureExporter& operator=(const SecureExporter&) = delete;

@@ -108,4 +108,10 @@ TEST(CommandLine, WebFlags) {
   auto r = parseCommandLine({"--config.file=a.yml", "--web.config.file", "web.yml"});
   ASSERT_TRUE(r.options) << r.error;
   EXPECT_EQ(r.options->webConfigFile, "web.yml");
+  EXPECT_TRUE(r.options->enableLifecycle);  // as before the flag existed
+  EXPECT_FALSE(parseCommandLine({"--config.file=a", "--web.enable-lifecycle=false"}).options->enableLifecycle);
+  EXPECT_FALSE(parseCommandLine({"--config.file=a", "--no-web.enable-lifecycle"}).options->enableLifecycle);
+  EXPECT_TRUE(parseCommandLine({"--config.file=a", "--web.enable-lifecycle"}).options->enableLifecycle);
+  EXPECT_EQ(parseCommandLine({"--config.file=a", "--web.enable-lifecycle=no"}).error,
+            "--web.enable-lifecycle takes true or false, got 'no'");
 }

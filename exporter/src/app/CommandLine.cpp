@@ -14,6 +14,7 @@ Flags:
   --web.config.file=FILE        exporter-toolkit web config for that listener: TLS
                                 (tls_server_config), basic auth (basic_auth_users, bcrypt),
                                 response headers (http_server_config.headers)
+  --[no-]web.enable-lifecycle   allow POST /-/reload (default on; SIGHUP works either way)
   --log.level=LEVEL             debug, info, warn or error (default info)
   --log.format=FORMAT           text or json (default text)
   --check-config                validate the configuration, print each problem as
@@ -51,6 +52,11 @@ CommandLineResult parseCommandLine(const std::vector<std::string>& args) {
       auto v = takeValue();
       if (!v || v->empty()) return {std::nullopt, arg + " needs a value"};
       *target = *v;
+    } else if (arg == "--web.enable-lifecycle" || (arg == "--no-web.enable-lifecycle" && !value)) {
+      // kingpin's boolean forms, as Prometheus' own flags take them.
+      const std::string v = value.value_or("true");
+      if (v != "true" && v != "false") return {std::nullopt, arg + " takes true or false, got '" + v + "'"};
+      options.enableLifecycle = (v == "true") == (arg == "--web.enable-lifecycle");
     } else if (arg == "--check-config" && !value) {
       options.checkConfig = true;
     } else if (arg == "--version" && !value) {

@@ -13,6 +13,7 @@ struct CommandLine {
   std::string configFile;
   std::string listenAddress = kDefaultListenAddress;
   std::string webConfigFile;    // exporter-toolkit web config: TLS, basic auth, headers
+  bool enableLifecycle = true;  // POST /-/reload
   std::string logLevel = "info";
   std::string logFormat = "text";
   bool checkConfig = false;

@@ -42,7 +42,7 @@ bool sameBeaconListener(const IngestConfig& a, const IngestConfig& b) {
   return a.enabled == b.enabled && a.vitals_path == b.vitals_path && a.errors_path == b.errors_path &&
          a.listen_address == b.listen_address && a.shared_listener == b.shared_listener &&
          a.max_connections == b.max_connections && a.max_connections_per_client == b.max_connections_per_client &&
-         a.request_timeout == b.request_timeout;
+         a.request_timeout == b.request_timeout && a.web_config_file == b.web_config_file;
 }
 
 }  // namespace
@@ -100,6 +100,10 @@ void Exporter::start() {
   if (!webOptions_.configFile.empty()) {
     mainGuard_ = std::make_unique<WebGuard>(webOptions_.configFile, WebConfigUse::MainListener, "main listener");
   }
+  if (config_->ingest.enabled && !config_->ingest.web_config_file.empty()) {
+    beaconGuard_ = std::make_unique<WebGuard>(config_->ingest.web_config_file, WebConfigUse::BeaconListener,
+                                              "beacon listener");
+  }
   runners_ = buildRunners(*config_);
   for (auto& runner : runners_) runner->start();
   lastReloadSuccess_ = nowSeconds();
@@ -132,7 +136,9 @@ void Exporter::start() {
       const auto endpoints = ingest();
       return endpoints && endpoints->isTrustedProxy(address);
     };
+    if (beaconGuard_ && beaconGuard_->tlsAtStart()) beacon.tls = beaconGuard_->tls();
     beaconListener_ = std::make_unique<MicroHttpdListener>(std::move(beacon));
+    if (beaconGuard_) beaconListener_->filter(beaconGuard_->filter());
     rlimit files{};
     if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < static_cast<rlim_t>(ingestConfig.max_connections) + 256) {
       spdlog::warn("ingest.max_connections is {} but this process may open only {} files; raise the limit "
@@ -148,9 +154,11 @@ void Exporter::start() {
                       ? ", basic auth for " + std::to_string(mainGuard_->usersAtStart()) + " users)"
                       : ", no basic auth)";
   }
-  spdlog::info("apphealth_exporter {} listening on {}{} with {} collectors from {}{}", APPHEALTH_VERSION,
+  spdlog::info("apphealth_exporter {} listening on {}{} with {} collectors from {}{}{}", APPHEALTH_VERSION,
                httpOptions_.listenAddress, protection, runners_.size(), configFile_,
-               beaconListener_ ? "; beacon ingest on " + ingestConfig.listen_address : std::string());
+               beaconListener_ ? "; beacon ingest on " + ingestConfig.listen_address : std::string(),
+               beaconGuard_ && beaconGuard_->tlsAtStart() ? " (TLS)" : "");
+  if (!webOptions_.enableLifecycle) spdlog::info("POST /-/reload is disabled (--web.enable-lifecycle=false); SIGHUP reloads");
 }
 
 // Without TLS the main listener is CivetWeb, as it always was. With TLS it is libmicrohttpd:
@@ -207,6 +215,7 @@ std::optional<ReloadResult> Exporter::runRequestedReloads() {
 ReloadResult Exporter::reloadLocked() {
   // A reload applies a changed web config at once, not at the next check a second later.
   if (mainGuard_) mainGuard_->refresh();
+  if (beaconGuard_) beaconGuard_->refresh();
   auto loaded = loadConfigFile(configFile_);
   if (!loaded.config) {
     ReloadResult result;
@@ -354,6 +363,9 @@ HttpResponse Exporter::handleMetrics(const HttpRequest& request) const {
 // A reload runs on the request's worker thread, one at a time; a second request is answered
 // at once instead of queueing behind the first and holding another worker (the scrapes' own).
 HttpResponse Exporter::handleReload(const HttpRequest& request) {
+  if (!webOptions_.enableLifecycle) {
+    return errorResponse(403, "the lifecycle API is disabled (--web.enable-lifecycle=false); send SIGHUP to reload");
+  }
   if (auto refusal = refuseMethod(request, "POST")) return *refusal;
   if (auto problem = foreignRequestProblem(request)) return errorResponse(403, *problem);
   const auto result = tryReload();

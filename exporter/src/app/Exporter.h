@@ -28,6 +28,7 @@ struct ReloadResult {
 // How the main listener is protected (the command line's --web.* flags).
 struct WebOptions {
   std::string configFile;       // --web.config.file: TLS, basic auth, headers; empty for none
+  bool enableLifecycle = true;  // --web.enable-lifecycle: POST /-/reload
 };
 
 class Exporter {
@@ -64,6 +65,7 @@ class Exporter {
   const CivetWebOptions httpOptions_;
   const WebOptions webOptions_;
   std::unique_ptr<WebGuard> mainGuard_;    // --web.config.file
+  std::unique_ptr<WebGuard> beaconGuard_;  // ingest.web_config_file
   // CivetWeb, or libmicrohttpd when the web config sets TLS (see startMainListener).
   std::unique_ptr<HttpListener> server_;
   std::unique_ptr<MicroHttpdListener> beaconListener_;  // ingest on its own listener (the default)

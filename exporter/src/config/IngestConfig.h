@@ -26,6 +26,9 @@ struct IngestConfig {
   // Own listener: a request (headers and body) must be complete within this long after its
   // connection was ready for it, or the connection is closed.
   Duration request_timeout = std::chrono::seconds(10);
+  // Own listener: an exporter-toolkit web config file (TLS and headers; no basic auth, which
+  // browsers cannot send), relative to the config file's directory. Empty: plain HTTP.
+  std::string web_config_file;
   std::vector<std::string> allowed_origins;  // empty: no cross-origin beacons; "*": any origin
   std::vector<std::string> routes;           // "/tutors/:id", "/blog/*"; unmatched -> "other"
   std::size_t max_body_bytes = 64 * 1024;

@@ -2,11 +2,13 @@
 
 #include <arpa/inet.h>
 
+#include <filesystem>
 #include <set>
 
 #include "config/LoadContext.h"
 #include "http/ListenAddress.h"
 #include "routes/RoutePatterns.h"
+#include "web/WebConfig.h"
 
 namespace apphealth {
 
@@ -85,6 +87,24 @@ std::optional<IngestConfig> parseIngest(LoadContext& ctx, const YAML::Node& node
     }
   }
   if (c.vitals_path == c.errors_path) ctx.reader().error(map.self(), "vitals_path and errors_path must differ");
+  if (map.getString("web_config_file", c.web_config_file)) {
+    const auto at = map.node("web_config_file");
+    if (c.shared_listener) {
+      ctx.reader().error(at, "web_config_file needs the beacon endpoints' own listener; with shared_listener: true, "
+                             "--web.config.file protects them with the rest of the main listener");
+    } else if (c.web_config_file.empty()) {
+      ctx.reader().error(at, "web_config_file must not be empty");
+    } else {
+      // Relative to the config file, as Prometheus resolves the files its own config names.
+      if (c.web_config_file[0] != '/') {
+        c.web_config_file = (std::filesystem::path(ctx.reader().file()).parent_path() / c.web_config_file).string();
+      }
+      // Each problem at this key, and where in the web config it is.
+      for (const auto& e : loadWebConfigFile(c.web_config_file, WebConfigUse::BeaconListener).errors) {
+        ctx.reader().error(at, e.format());
+      }
+    }
+  }
   if (auto log = map.node("error_log"); log.IsDefined()) {
     YamlReader::Map logMap(ctx.reader(), log, "ingest error_log");
     logMap.getString("file", c.error_log_file, true);

@@ -126,10 +126,13 @@ void collectListenerStats(SnapshotBuilder& out, const ListenerStats& stats) {
               static_cast<double>(stats.accepted));
   out.counter("apphealth_ingest_connections_refused_total",
               "Connections the beacon listener closed at accept: over ingest.max_connections_per_client "
-              "(client_limit) or ingest.max_connections (listener_limit).",
+              "(client_limit) or ingest.max_connections (listener_limit); with TLS, also connections refused for "
+              "their client certificate or while ingest.web_config_file is broken (tls).",
               {{"reason", "client_limit"}}, static_cast<double>(stats.refusedClientLimit));
   out.counter("apphealth_ingest_connections_refused_total", "", {{"reason", "listener_limit"}},
               static_cast<double>(stats.refusedListenerLimit));
+  out.counter("apphealth_ingest_connections_refused_total", "", {{"reason", "tls"}},
+              static_cast<double>(stats.refusedTls));
   out.counter("apphealth_ingest_requests_timed_out_total",
               "Beacon requests not complete within ingest.request_timeout; their connections were closed.", {},
               static_cast<double>(stats.timedOut));
