@@ -11,7 +11,8 @@
 #   4. `systemd-analyze verify` on the installed unit (inside that root), and its exposure score
 #      from `systemd-analyze security --offline`;
 #   5. the installed binary: --version matches debian/changelog, --check-config accepts the
-#      shipped /etc/apphealth/apphealth.yml as it is and with every commented example enabled;
+#      shipped /etc/apphealth/apphealth.yml as it is and with every commented example enabled,
+#      and it serves /metrics over TLS with a web config and a certificate made here;
 #   6. purge removes the conffiles and the unit's enablement.
 #
 #   tests/package/run.sh                      # packages build/release
@@ -156,6 +157,30 @@ sed -E 's/^#([^#]|$)/\1/; s#/etc/apphealth/secrets/#'"$work"'/secrets/#' "$root/
 grep -q '^postgres:' "$work/enabled.yml" || fail "uncommenting the shipped config found no postgres section"
 "$installed" --config.file="$work/enabled.yml" --check-config || fail "the shipped config's examples are invalid"
 ok "installed binary: --version $version; --check-config accepts the shipped config and its examples"
+
+# TLS from the installed binary as a server runs it: libmicrohttpd and GnuTLS from the package's
+# Depends (CivetWeb's TLS would need libssl.so from libssl-dev), a certificate made here.
+tls="$work/tls" && mkdir -p "$tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tls/key.pem" -out "$tls/cert.pem" \
+  -days 1 -subj /CN=localhost -addext subjectAltName=DNS:localhost 2>/dev/null || fail "openssl could not make a certificate"
+printf 'tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n' >"$tls/web.yml"
+echo '{}' >"$tls/apphealth.yml"
+"$installed" --config.file="$tls/apphealth.yml" --web.config.file="$tls/web.yml" --check-config >/dev/null ||
+  fail "the installed binary refuses a TLS web config"
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+"$installed" --config.file="$tls/apphealth.yml" --web.config.file="$tls/web.yml" \
+  --web.listen-address="127.0.0.1:$port" >"$tls/exporter.log" 2>&1 &
+exporter_pid=$!
+served=""
+for _ in $(seq 1 100); do
+  if curl -fsS --cacert "$tls/cert.pem" "https://localhost:$port/metrics" 2>/dev/null | grep -q '^apphealth_build_info'; then
+    served=yes && break
+  fi
+  sleep 0.2
+done
+kill "$exporter_pid" && wait "$exporter_pid" || true
+[[ -n "$served" ]] || { cat "$tls/exporter.log" >&2; fail "the installed binary did not serve /metrics over TLS"; }
+ok "installed binary serves /metrics over TLS (--web.config.file)"
 
 # --- 6. purge.
 dpkg --root="$root" --force-script-chrootless --force-depends --purge apphealth >"$work/purge.log" 2>&1 ||
