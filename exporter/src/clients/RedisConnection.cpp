@@ -1,5 +1,8 @@
 #include "clients/RedisConnection.h"
 
+#include <charconv>
+#include <cerrno>
+
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -69,18 +72,35 @@ void RedisConnection::connect(const RedisEndpoint& endpoint, Duration timeout,
 
 std::vector<RedisReply> RedisConnection::pipeline(const std::vector<RedisCommand>& commands) {
   if (context_ == nullptr) throw RedisError("not connected");
-  std::vector<const char*> argv;
-  std::vector<size_t> lengths;
+  if (commands.empty()) return {};
+  // Every command in RESP, in one buffer handed to hiredis at once: hiredis' own formatting
+  // (redisAppendCommandArgv, one sds string per command) cost more than the rest of a
+  // sample of thousands of queue reads.
+  std::size_t size = 0;
   for (const auto& cmd : commands) {
-    argv.clear();
-    lengths.clear();
+    size += 16;
+    for (const auto& arg : cmd) size += arg.size() + 24;
+  }
+  std::string wire;
+  wire.reserve(size);
+  const auto appendHeader = [&wire](char tag, std::size_t n) {
+    char buf[32];
+    buf[0] = tag;
+    char* end = std::to_chars(buf + 1, buf + sizeof buf - 2, n).ptr;
+    *end++ = '\r';
+    *end++ = '\n';
+    wire.append(buf, end);
+  };
+  for (const auto& cmd : commands) {
+    appendHeader('*', cmd.size());
     for (const auto& arg : cmd) {
-      argv.push_back(arg.data());
-      lengths.push_back(arg.size());
+      appendHeader('$', arg.size());
+      wire.append(arg);
+      wire.append("\r\n", 2);
     }
-    if (redisAppendCommandArgv(context_, static_cast<int>(argv.size()), argv.data(), lengths.data()) != REDIS_OK) {
-      fail(std::string("cannot queue command: ") + context_->errstr);
-    }
+  }
+  if (redisAppendFormattedCommand(context_, wire.data(), wire.size()) != REDIS_OK) {
+    fail(std::string("cannot queue commands: ") + context_->errstr);
   }
   std::vector<RedisReply> replies;
   replies.reserve(commands.size());

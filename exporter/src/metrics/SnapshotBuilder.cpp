@@ -3,8 +3,8 @@
 
 namespace apphealth {
 
-prometheus::ClientMetric& SnapshotBuilder::add(const std::string& name, const std::string& help,
-                                               prometheus::MetricType type, const Labels& labels) {
+prometheus::ClientMetric& SnapshotBuilder::metricOf(const std::string& name, const std::string& help,
+                                                    prometheus::MetricType type) {
   auto [it, inserted] = index_.try_emplace(name, families_.size());
   if (inserted) {
     prometheus::MetricFamily family;
@@ -13,9 +13,22 @@ prometheus::ClientMetric& SnapshotBuilder::add(const std::string& name, const st
     family.type = type;
     families_.push_back(std::move(family));
   }
-  auto& metric = families_[it->second].metric.emplace_back();
+  return families_[it->second].metric.emplace_back();
+}
+
+prometheus::ClientMetric& SnapshotBuilder::add(const std::string& name, const std::string& help,
+                                               prometheus::MetricType type, const Labels& labels) {
+  auto& metric = metricOf(name, help, type);
   metric.label.reserve(labels.size());
   for (const auto& [key, value] : labels) metric.label.push_back({key, value});
+  return metric;
+}
+
+prometheus::ClientMetric& SnapshotBuilder::add(const std::string& name, const std::string& help,
+                                               prometheus::MetricType type, Labels&& labels) {
+  auto& metric = metricOf(name, help, type);
+  metric.label.reserve(labels.size());
+  for (auto& [key, value] : labels) metric.label.push_back({std::move(key), std::move(value)});
   return metric;
 }
 
@@ -27,6 +40,14 @@ void SnapshotBuilder::gauge(const std::string& name, const std::string& help, co
 void SnapshotBuilder::counter(const std::string& name, const std::string& help, const Labels& labels,
                               double value) {
   add(name, help, prometheus::MetricType::Counter, labels).counter.value = value;
+}
+
+void SnapshotBuilder::gauge(const std::string& name, const std::string& help, Labels&& labels, double value) {
+  add(name, help, prometheus::MetricType::Gauge, std::move(labels)).gauge.value = value;
+}
+
+void SnapshotBuilder::counter(const std::string& name, const std::string& help, Labels&& labels, double value) {
+  add(name, help, prometheus::MetricType::Counter, std::move(labels)).counter.value = value;
 }
 
 void SnapshotBuilder::histogram(const std::string& name, const std::string& help, const Labels& labels,

@@ -22,6 +22,9 @@ class SnapshotBuilder {
  public:
   void gauge(const std::string& name, const std::string& help, const Labels& labels, double value);
   void counter(const std::string& name, const std::string& help, const Labels& labels, double value);
+  // The same for labels built for the call: moved in, not copied (thousands of queue series).
+  void gauge(const std::string& name, const std::string& help, Labels&& labels, double value);
+  void counter(const std::string& name, const std::string& help, Labels&& labels, double value);
   void histogram(const std::string& name, const std::string& help, const Labels& labels,
                  const prometheus::Histogram& histogram);
   Families take();
@@ -29,6 +32,9 @@ class SnapshotBuilder {
  private:
   prometheus::ClientMetric& add(const std::string& name, const std::string& help,
                                 prometheus::MetricType type, const Labels& labels);
+  prometheus::ClientMetric& add(const std::string& name, const std::string& help,
+                                prometheus::MetricType type, Labels&& labels);
+  prometheus::ClientMetric& metricOf(const std::string& name, const std::string& help, prometheus::MetricType type);
   Families families_;
   std::map<std::string, std::size_t> index_;
 };

@@ -177,22 +177,19 @@ void RedisQueueCollector::measure(SnapshotBuilder& out, QueueSample& sample) {
 }
 
 void RedisQueueCollector::writeSample(SnapshotBuilder& out, const QueueSample& sample) {
+  // Thousands of series per sample with many queues: each help text is made once.
+  const std::string jobsHelp = "Jobs in a queue by state." + helpSuffix_;
+  const std::string ageHelp = "Age of the oldest waiting job (0: queue empty)." + helpSuffix_;
+  const std::string workersHelp = "Live workers that take jobs from the queue." + helpSuffix_;
+  const std::string busyHelp = "Live workers of the queue that are executing a job." + helpSuffix_;
   const auto queueLabels = [&](const std::string& queue) { return Labels{{"target", target_.name}, {"queue", queue}}; };
   for (const auto& [queueState, count] : sample.jobs) {
-    out.gauge("apphealth_queue_jobs", "Jobs in a queue by state." + helpSuffix_,
+    out.gauge("apphealth_queue_jobs", jobsHelp,
               {{"target", target_.name}, {"queue", queueState.first}, {"state", queueState.second}}, count);
   }
-  for (const auto& [queue, age] : sample.ages) {
-    out.gauge("apphealth_queue_oldest_job_age_seconds", "Age of the oldest waiting job (0: queue empty)." + helpSuffix_,
-              queueLabels(queue), age);
-  }
-  for (const auto& [queue, n] : sample.workers) {
-    out.gauge("apphealth_queue_workers", "Live workers that take jobs from the queue." + helpSuffix_, queueLabels(queue), n);
-  }
-  for (const auto& [queue, n] : sample.busyWorkers) {
-    out.gauge("apphealth_queue_workers_busy", "Live workers of the queue that are executing a job." + helpSuffix_,
-              queueLabels(queue), n);
-  }
+  for (const auto& [queue, age] : sample.ages) out.gauge("apphealth_queue_oldest_job_age_seconds", ageHelp, queueLabels(queue), age);
+  for (const auto& [queue, n] : sample.workers) out.gauge("apphealth_queue_workers", workersHelp, queueLabels(queue), n);
+  for (const auto& [queue, n] : sample.busyWorkers) out.gauge("apphealth_queue_workers_busy", busyHelp, queueLabels(queue), n);
   for (const auto& [queue, n] : sample.processed) {
     out.counter("apphealth_queue_jobs_processed_total",
                 "Jobs the queue's workers finished, succeeded or failed, as the framework counts them.", queueLabels(queue), n);
