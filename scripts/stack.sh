@@ -2,8 +2,8 @@
 # The whole apphealth stack from Debian packages, on 127.0.0.1 only, in one state directory:
 #
 #   PostgreSQL   throwaway cluster (initdb/pg_ctl as the postgres user); role `apphealth` with
-#                pg_monitor, its password in a password file
-#   Redis        demo job queues (Celery, Sidekiq)
+#                pg_monitor, its password in a password file; WAL archived to STATE/pg/wal-archive
+#   Redis        demo job queues (Celery, Sidekiq; no worker, so nothing waits)
 #   MariaDB      only with APPHEALTH_MARIADB=1: a throwaway server (mariadb-install-db, its data
 #                in STATE/mariadb) with the user `apphealth` (PROCESS) and Laravel's queue tables
 #                holding demo jobs (deploy/mariadb/init, as in the compose stack); the exporter
@@ -234,7 +234,9 @@ backups:
     glob: "full-backup-*"
     name_time_format: "full-backup-%Y%m%d-%H%M%S"
     verify_checksum: true
+    check_complete: true              # pg_dumpall's "dump complete" trailer
     settle_time: 0s                   # make_backup renames finished dumps into place
+    retention: {keep_daily: 1, min_count: 1, max_age: 30d}
     ${APPHEALTH_BACKUP_MAX_AGE:+max_age: $APPHEALTH_BACKUP_MAX_AGE}
     $iv
 access_logs:
@@ -402,11 +404,20 @@ stack_start() {
   mkdir -p "$STATE/pg"
   [ "$(id -u)" -eq 0 ] && chown postgres "$STATE/pg"
   as_postgres "$PG_BIN/initdb" -D "$STATE/pg/data" -U postgres --auth=trust --no-sync >/dev/null
+  # Continuous archiving as a team with an RPO runs it: every segment copied to an archive
+  # directory, and a segment switch at least once a minute when there was any write.
+  as_postgres mkdir -p "$STATE/pg/wal-archive"
+  cat >> "$STATE/pg/data/postgresql.conf" <<CONF
+archive_mode = on
+archive_command = 'test ! -f $STATE/pg/wal-archive/%f && cp %p $STATE/pg/wal-archive/%f'
+archive_timeout = 60
+CONF
   pg_start_server
   local password
   password="local-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
   psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc \
     "CREATE ROLE apphealth LOGIN PASSWORD '$password'; GRANT pg_monitor TO apphealth;"
+  psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAtc "SELECT pg_switch_wal()" >/dev/null
   mkdir -p "$STATE/secrets"
   (umask 077; echo "$password" > "$STATE/secrets/postgres_password")
 
@@ -415,9 +426,10 @@ stack_start() {
   redis_start_server
   local now
   now=$(date +%s)
-  redis-cli -p "$REDIS_PORT" rpush celery job1 job2 job3 >/dev/null
-  redis-cli -p "$REDIS_PORT" lpush queue:default "{\"class\":\"HardWorker\",\"enqueued_at\":$((now - 90))}" >/dev/null
+  # No worker runs here, so nothing waits: a waiting job with no live worker is
+  # ApphealthQueueNoWorkers' page. Sidekiq holds a job to retry and one scheduled for tomorrow.
   redis-cli -p "$REDIS_PORT" zadd retry "$now" '{"class":"FlakyWorker"}' >/dev/null
+  redis-cli -p "$REDIS_PORT" zadd schedule "$((now + 86400))" '{"class":"HardWorker"}' >/dev/null
 
   [ -n "$MARIADB_PORT" ] && mariadb_start
 

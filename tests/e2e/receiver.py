@@ -6,8 +6,9 @@ Every POST is appended to --out as one JSON line: {"t": <unix time received>, "p
 PagerDuty's answer is imitated: 202 with {"status": "success", "dedup_key": ...}. The port
 (0: any free one) is written to --port-file once the socket listens.
 
-A slow PagerDuty, once: when the file --delay-file exists, holding a number of seconds, the
-next PagerDuty request removes it and its answer waits that long after the event was logged.
+A slow PagerDuty, once: when the file --delay-file exists, holding "SECONDS [TOKEN]", the
+next PagerDuty request (whose body contains TOKEN, when given) removes it and its answer waits
+that long after the event was logged.
 """
 import argparse
 import json
@@ -43,10 +44,12 @@ def main():
                 if args.delay_file and "pagerduty" in self.path and os.path.exists(args.delay_file):
                     try:
                         with open(args.delay_file, encoding="utf-8") as f:
-                            delay = min(float(f.read().strip() or 0), 30)
+                            seconds, _, token = f.read().strip().partition(" ")
+                        if token.strip() in raw:
+                            delay = min(float(seconds or 0), 30)
+                            os.remove(args.delay_file)
                     except (OSError, ValueError):
                         pass
-                    os.remove(args.delay_file)
             time.sleep(delay)
             dedup = body.get("dedup_key", "") if isinstance(body, dict) else ""
             answer = json.dumps({"status": "success", "message": "Event processed", "dedup_key": dedup}).encode()
