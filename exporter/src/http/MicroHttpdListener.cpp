@@ -246,9 +246,36 @@ struct MicroHttpdListener::State {
   RequestFilter filter;
   MHD_Daemon* daemon = nullptr;
 
-  mutable std::mutex mutex;  // connections, perClient and the counters
+  mutable std::mutex mutex;  // connections, perClient, reserved and the counters
   std::unordered_set<Connection*> connections;
-  std::unordered_map<std::string, int> perClient;
+  std::unordered_map<std::string, int> perClient;  // open and reserved connections per address
+  int reserved = 0;  // admitted by the accept policy, not yet set up (see Reservation)
+
+  // The accept policy and the set-up of the connection it admitted run one after the other in
+  // the same libmicrohttpd thread, but the threads of the pool accept concurrently: the policy
+  // counts the slot it admits at once, so that two threads cannot both admit the 16th
+  // connection of an address. libmicrohttpd may still drop an admitted connection before
+  // setting it up (no memory, its own limit), without a notification; the thread's next
+  // admission then returns the slot.
+  struct Reservation {
+    State* owner = nullptr;
+    std::string client;
+    bool limited = false;
+  };
+  static Reservation& reservation() {
+    thread_local Reservation r;
+    return r;
+  }
+  // Gives back this thread's reservation of a connection that was never set up. Under mutex.
+  void releaseStaleReservation() {
+    auto& r = reservation();
+    if (r.owner != this) return;
+    r.owner = nullptr;
+    --reserved;
+    if (r.limited) {
+      if (auto it = perClient.find(r.client); it != perClient.end() && --it->second <= 0) perClient.erase(it);
+    }
+  }
   ListenerStats counters;
   std::condition_variable_any wake;
   std::jthread sweeper;
@@ -265,7 +292,9 @@ struct MicroHttpdListener::State {
     const std::string client = addressText(addr);
     const bool unlimited = self.options.unlimitedClient && self.options.unlimitedClient(client);
     std::lock_guard lock(self.mutex);
-    if (self.connections.size() >= static_cast<std::size_t>(self.options.maxConnections)) {
+    self.releaseStaleReservation();
+    if (self.connections.size() + static_cast<std::size_t>(self.reserved) >=
+        static_cast<std::size_t>(self.options.maxConnections)) {
       ++self.counters.refusedListenerLimit;
       return MHD_NO;
     }
@@ -275,7 +304,10 @@ struct MicroHttpdListener::State {
         ++self.counters.refusedClientLimit;
         return MHD_NO;
       }
+      ++self.perClient[client];
     }
+    ++self.reserved;
+    reservation() = Reservation{&self, client, !unlimited};
     return MHD_YES;
   }
 
@@ -293,7 +325,14 @@ struct MicroHttpdListener::State {
       if (self.options.tls) self.startTls(connection, *conn);
       std::lock_guard lock(self.mutex);
       ++self.counters.accepted;
-      if (conn->limited) ++self.perClient[conn->remote];
+      auto& r = reservation();
+      if (r.owner == &self && r.client == conn->remote) {  // the slot the policy counted
+        r.owner = nullptr;
+        --self.reserved;
+        conn->limited = r.limited;
+      } else if (conn->limited) {
+        ++self.perClient[conn->remote];
+      }
       *socketContext = conn.get();
       self.connections.insert(conn.release());
       return;
