@@ -6,6 +6,7 @@
 #include <map>
 
 #include "collectors/mysql/MysqlConnect.h"
+#include "collectors/sql/KeptConnectionProbe.h"
 
 namespace apphealth {
 
@@ -99,22 +100,9 @@ SampleResult MysqlCollector::measure(SnapshotBuilder& out, const std::stop_token
   const bool reused = connection_.connected();
   if (!reused) connect(deadline, stop);
 
-  auto probeStart = std::chrono::steady_clock::now();
-  try {
-    connection_.query(target_.probe_query, deadline, stop);
-  } catch (const MysqlTimeout&) {
-    throw;
-  } catch (const MysqlError& e) {
-    // A kept connection can die between samples (server restart, wait_timeout, KILL, a NAT
-    // forgetting it): that says nothing about the database now. Reconnect once within the
-    // same deadline rather than report a false "down".
-    if (!reused || connection_.connected()) throw;
-    spdlog::info("mysql target {}: kept connection lost ({}), reconnecting", target_.name, e.what());
-    connect(deadline, stop);
-    probeStart = std::chrono::steady_clock::now();
-    connection_.query(target_.probe_query, deadline, stop);
-  }
-  metrics_.observeProbe(secondsSince(probeStart));
+  metrics_.observeProbe(probeKeptConnection<MysqlTimeout, MysqlError>(
+      connection_, reused, "mysql", target_.name, [&] { connect(deadline, stop); },
+      [&] { connection_.query(target_.probe_query, deadline, stop); }));
 
   // The probe answered: the database is up even if the statistics below fail (for example
   // when the monitoring user lacks the PROCESS privilege that INNODB_TRX needs).

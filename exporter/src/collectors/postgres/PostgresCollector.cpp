@@ -1,4 +1,5 @@
 #include "collectors/postgres/PostgresCollector.h"
+#include "collectors/sql/KeptConnectionProbe.h"
 
 #include <spdlog/spdlog.h>
 
@@ -136,22 +137,9 @@ SampleResult PostgresCollector::measure(SnapshotBuilder& out, const std::stop_to
   const bool reused = connection_.connected();
   if (!reused) connect(deadline, stop);
 
-  auto probeStart = std::chrono::steady_clock::now();
-  try {
-    connection_.query(target_.probe_query, deadline, stop);
-  } catch (const PgTimeout&) {
-    throw;
-  } catch (const PgError& e) {
-    // A kept connection can die between samples (server restart, idle_session_timeout,
-    // pg_terminate_backend, a NAT forgetting it): that says nothing about the database now.
-    // Reconnect once within the same deadline rather than report a false "down".
-    if (!reused || connection_.connected()) throw;
-    spdlog::info("postgres target {}: kept connection lost ({}), reconnecting", target_.name, e.what());
-    connect(deadline, stop);
-    probeStart = std::chrono::steady_clock::now();
-    connection_.query(target_.probe_query, deadline, stop);
-  }
-  metrics_.observeProbe(secondsSince(probeStart));
+  metrics_.observeProbe(probeKeptConnection<PgTimeout, PgError>(
+      connection_, reused, "postgres", target_.name, [&] { connect(deadline, stop); },
+      [&] { connection_.query(target_.probe_query, deadline, stop); }));
 
   // The probe answered: the database is up even if the statistics below fail (for example
   // when the monitoring role may not read pg_stat_activity).
