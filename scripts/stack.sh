@@ -165,8 +165,10 @@ write_rules() {
 # replica's external label, dropped again from the alerts it sends.
 write_prometheus_config() {
   local dir=$1 replica=${2:-} ams="'127.0.0.1:$AM_PORT'" exporters="'127.0.0.1:$EXPORTER_PORT'"
+  local proms="'127.0.0.1:$PROM_PORT'"
   if [ "$HA" = 1 ]; then
     ams+=", '127.0.0.1:$AM2_PORT'"; exporters+=", '127.0.0.1:$EXPORTER2_PORT'"
+    proms+=", '127.0.0.1:$PROM2_PORT'"
   fi
   mkdir -p "$dir/data"
   {
@@ -189,6 +191,13 @@ write_prometheus_config() {
     echo "    scrape_interval: $SCRAPE_INTERVAL"
     echo "    static_configs:"
     echo "      - targets: [$exporters]"
+    # rules/alerting.rules.yml watches the alerting path itself (each Prometheus its peer too).
+    echo "  - job_name: prometheus"
+    echo "    static_configs:"
+    echo "      - targets: [$proms]"
+    echo "  - job_name: alertmanager"
+    echo "    static_configs:"
+    echo "      - targets: [$ams]"
   } > "$dir/prometheus.yml"
   promtool check config "$dir/prometheus.yml" >/dev/null
 }

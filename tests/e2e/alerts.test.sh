@@ -520,6 +520,12 @@ else fail "ApphealthRedisDown never appeared in Prometheus 2"; KILLED=$(now); fi
 PROMETHEUS_URL=$PROMETHEUS2_URL
 if wait_for 30 am_active ApphealthRedisDown jobs "${AMS[$SURVIVOR]}"; then pass "the surviving Alertmanager holds the alert"
 else fail "the surviving Alertmanager does not hold the alert"; fi
+# The surviving Prometheus reports both dead members (a warning: Slack and e-mail, no page).
+for dead in "${AMS[$VICTIM]#http://}" "${PROMS[0]#http://}"; do
+  if wait_for 30 prom_firing ApphealthAlertingComponentDown "$dead"; then
+    pass "Prometheus 2: ApphealthAlertingComponentDown fires for $dead"
+  else fail "Prometheus 2: ApphealthAlertingComponentDown not firing for $dead" "$(prom_alert ApphealthAlertingComponentDown "$dead" || echo absent)"; fi
+done
 if wait_for 60 pd_event trigger ApphealthRedisDown "$S4"; then
   first=$(pd_events --group ApphealthRedisDown --action trigger --since "$S4" | head -n 1 | cut -d' ' -f1)
   if awk -v a="$first" -v b="$KILLED" 'BEGIN { exit !(a > b) }'; then

@@ -5,6 +5,9 @@ sentence, and, if it pages, an incident scenario in scenarios/."""
 
 FIRES_WHEN = {
     ("ApphealthExporterDown", "critical"): "Prometheus cannot scrape the exporter for 1 min",
+    ("ApphealthAlertingComponentDown", "warning"): "Prometheus cannot scrape a Prometheus or an Alertmanager for 5 min",
+    ("ApphealthAlertmanagerClusterSplit", "warning"): "an Alertmanager sees fewer cluster members than there are Alertmanagers up, for 5 min",
+    ("ApphealthNotificationsFailing", "warning"): "more than 1 % of an Alertmanager's notifications through one integration fail over 10 min, for 10 min",
     ("ApphealthCollectorFailing", "warning"): "a collector reports failure for 10 min",
     ("ApphealthCollectorStale", "warning"): "a collector's last success is older than 15 min",
     ("ApphealthDatabaseDown", "critical"): "the database probe query fails for 1 min",
