@@ -870,3 +870,123 @@ TEST(RedisQueueCollector, PromtoolAcceptsLiveMetricsWithAllPresets) {
   EXPECT_EQ(status, 0) << output << "\n" << body;
   EXPECT_EQ(output, "") << output;
 }
+
+// Every preset reads its queues with one read-only Lua script per 100 queues; where Redis
+// refuses scripts (an ACL without @scripting here; Redis before 7 refuses the no-writes flag)
+// the same reads go out as pipelined commands. Both must export exactly the same series, a
+// flushed script cache (NOSCRIPT) must cost nothing but one EVAL, and a refusal is one log
+// line per framework, not one per sample.
+TEST(RedisQueueCollector, ScriptsAndPipelinedCommandsExportTheSame) {
+  TempRedis redis;
+  const double now = nowSeconds();
+  // Celery: a plain and a priority list, one held message.
+  redis.command({"LPUSH", "emails", R"({"body":"W10=","headers":{"id":"a"}})"});
+  redis.command({"LPUSH", std::string("emails\x06\x16") + "6", R"({"body":"W10=","headers":{"id":"b"}})"});
+  redis.command({"HSET", "unacked", "t1", R"([{"headers":{"id":"c","eta":null}},"","emails"])"});
+  // RQ: two jobs, every registry, a registry of the wrong type.
+  rqEnqueue(redis, "default", "j1", now - 30);
+  rqEnqueue(redis, "default", "j2", now - 10);
+  redis.command({"ZADD", "rq:wip:default", num(now + 60), "w1", num(now - 60), "w2"});
+  redis.command({"ZADD", "rq:finished:default", num(now + 600), "f1"});
+  redis.command({"ZADD", "rq:scheduled:default", num(now + 600), "s1"});
+  redis.command({"SET", "rq:failed:default", "not a zset"});
+  // Sidekiq: a job and a retry.
+  redis.command({"LPUSH", "queue:mailers", sidekiqJob("mailers", "k1", num(now - 40))});
+  redis.command({"ZADD", "retry", num(now + 30), sidekiqJob("mailers", "k0", num(now - 90))});
+  // Laravel 12: payloads with createdAt, one delayed.
+  redis.command({"RPUSH", "queues:web", R"({"uuid":"u1","job":"x","createdAt":)" + num(now - 20) + "}"});
+  redis.command({"ZADD", "queues:web:delayed", num(now + 60), R"({"uuid":"u2","job":"x"})"});
+  // BullMQ: wait, three priority levels, a paused flag on another queue, metrics, a job
+  // without a readable timestamp in a third.
+  const double nowMs = now * 1000;
+  bullJob(redis, "render", "1", nowMs - 15'000);
+  redis.command({"LPUSH", "bull:render:wait", "1"});
+  long long counter = 0;
+  for (const auto& [id, priority, ageSeconds] : {std::tuple{"2", 1LL, 5.0}, {"3", 4LL, 300.0}, {"4", 9LL, 50.0}, {"5", 9LL, 70.0}}) {
+    bullJob(redis, "render", id, nowMs - ageSeconds * 1000);
+    redis.command({"ZADD", "bull:render:prioritized", std::to_string(priority * 4294967296LL + ++counter), id});
+  }
+  redis.command({"ZADD", "bull:render:completed", "1", "c1"});
+  redis.command({"HSET", "bull:render:metrics:completed", "count", "7"});
+  bullJob(redis, "held", "1", nowMs - 8'000);
+  redis.command({"LPUSH", "bull:held:wait", "1"});
+  redis.command({"HSET", "bull:held:meta", "paused", "1"});
+  redis.command({"HSET", "bull:broken:9", "timestamp", "yesterday"});
+  redis.command({"LPUSH", "bull:broken:wait", "9"});
+
+  const std::string config = configFor(redis,
+                                       "      - preset: celery\n        queues: [emails]\n"
+                                       "      - preset: rq\n        queues: [default]\n"
+                                       "      - preset: sidekiq\n        queues: [mailers]\n"
+                                       "      - preset: laravel\n        queues: [web]\n"
+                                       "      - preset: bullmq\n        queues: [render, held, broken]\n");
+  const auto queueSeries = [](const std::map<std::string, double>& m) {
+    std::map<std::string, double> out;
+    for (const auto& [series, value] : m) {
+      if (series.rfind("apphealth_queue_", 0) == 0) out[series] = value;
+    }
+    return out;
+  };
+  const auto evalCalls = [&](const std::string& command) {
+    const std::string stats = redis.command({"INFO", "commandstats"});
+    const auto at = stats.find("cmdstat_" + command + ":calls=");
+    return at == std::string::npos ? 0L : std::stol(stats.substr(at + command.size() + 15));
+  };
+  const auto lastSuccess = [](const ExporterProcess& e) {
+    return e.metric("apphealth_collector_last_success_timestamp_seconds{collector=\"redis\",target=\"main\"}").value_or(0);
+  };
+  // The metrics of a sample that started after now.
+  const auto nextSample = [&](const ExporterProcess& e) {
+    const double before = lastSuccess(e);
+    EXPECT_TRUE(waitFor([&] { return lastSuccess(e) > before + 0.3; }, 5s)) << e.log();
+    return queueSeries(e.metrics());
+  };
+  const auto expectSame = [](const std::map<std::string, double>& a, const std::map<std::string, double>& b) {
+    ASSERT_EQ(a.size(), b.size());
+    for (const auto& [series, value] : a) {
+      ASSERT_TRUE(b.count(series)) << series;
+      if (series.rfind("apphealth_queue_oldest_job_age_seconds", 0) == 0) {
+        EXPECT_NEAR(b.at(series), value, 3.0) << series;
+      } else {
+        EXPECT_EQ(b.at(series), value) << series;
+      }
+    }
+  };
+
+  ExporterProcess scripted(config);
+  const auto withScripts = queueSeries(sampled(scripted));
+  EXPECT_GT(evalCalls("evalsha"), 0);
+  EXPECT_EQ(withScripts.at(jobs("main", "emails", "waiting")), 2);
+  EXPECT_EQ(withScripts.at(jobs("main", "default", "failed")), 1);  // the expired wip entry; the string is reported
+  EXPECT_EQ(withScripts.at(jobs("main", "render", "waiting")), 5);
+  EXPECT_EQ(withScripts.at(jobs("main", "held", "paused")), 1);
+  EXPECT_NEAR(withScripts.at(age("main", "render")), 300, 3.0);  // the oldest of priority level 4
+  EXPECT_NEAR(withScripts.at(age("main", "default")), 30, 3.0);
+  EXPECT_NEAR(withScripts.at(age("main", "web")), 20, 3.0);
+  EXPECT_FALSE(withScripts.count(age("main", "broken")));
+  EXPECT_NE(scripted.log().find("rq:failed:default"), std::string::npos);
+
+  // The server forgets the scripts: one EVAL each, the same figures, no fallback.
+  const long evalsBefore = evalCalls("eval");
+  redis.command({"SCRIPT", "FLUSH"});
+  expectSame(withScripts, nextSample(scripted));
+  EXPECT_GT(evalCalls("eval"), evalsBefore);
+  EXPECT_EQ(scripted.log().find("refuses the read-only Lua script"), std::string::npos) << scripted.log();
+
+  // Scripts refused: the running exporter and a new one fall back to commands, log it once.
+  redis.command({"ACL", "SETUSER", "default", "-@scripting"});
+  ExporterProcess pipelined(config);
+  const auto withCommands = queueSeries(sampled(pipelined));
+  expectSame(withScripts, withCommands);
+  nextSample(scripted);  // a few samples refused
+  expectSame(withScripts, nextSample(scripted));
+  for (const auto* e : {&scripted, &pipelined}) {
+    const std::string log = e->log();
+    for (const char* framework : {"celery", "rq", "sidekiq", "laravel", "bullmq"}) {
+      const std::string line = std::string(framework) + ": Redis refuses the read-only Lua script";
+      const auto first = log.find(line);
+      EXPECT_NE(first, std::string::npos) << framework << "\n" << log;
+      EXPECT_EQ(log.find(line, first + 1), std::string::npos) << framework << " logged twice\n" << log;
+    }
+  }
+}

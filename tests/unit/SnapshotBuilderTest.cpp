@@ -53,3 +53,16 @@ TEST(Exposition, JoinedRenderingEqualsMergedSerialization) {
   const auto ra = renderFamilies(a.take()), rb = renderFamilies(b.take());
   EXPECT_EQ(joinRendered({&ra, &rb}), renderText(all.take()));
 }
+
+TEST(SnapshotBuilder, ReserveKeepsOrderAndAddsNoEmptyFamily) {
+  SnapshotBuilder reserved, plain;
+  reserved.reserve("apphealth_queue_jobs", "jobs", prometheus::MetricType::Gauge, 2);
+  reserved.reserve("apphealth_queue_workers", "workers", prometheus::MetricType::Gauge, 0);
+  for (auto* s : {&reserved, &plain}) {
+    s->gauge("apphealth_queue_jobs", "jobs", {{"queue", "a"}}, 1);
+    s->gauge("apphealth_queue_jobs", "jobs", {{"queue", "b"}}, 2);
+  }
+  const auto text = renderText(reserved.take());
+  EXPECT_EQ(text, renderText(plain.take()));
+  EXPECT_EQ(text.find("apphealth_queue_workers"), std::string::npos);
+}

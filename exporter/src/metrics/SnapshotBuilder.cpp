@@ -3,7 +3,7 @@
 
 namespace apphealth {
 
-prometheus::ClientMetric& SnapshotBuilder::metricOf(const std::string& name, const std::string& help,
+prometheus::MetricFamily& SnapshotBuilder::familyOf(const std::string& name, const std::string& help,
                                                     prometheus::MetricType type) {
   auto [it, inserted] = index_.try_emplace(name, families_.size());
   if (inserted) {
@@ -13,7 +13,19 @@ prometheus::ClientMetric& SnapshotBuilder::metricOf(const std::string& name, con
     family.type = type;
     families_.push_back(std::move(family));
   }
-  return families_[it->second].metric.emplace_back();
+  return families_[it->second];
+}
+
+prometheus::ClientMetric& SnapshotBuilder::metricOf(const std::string& name, const std::string& help,
+                                                    prometheus::MetricType type) {
+  return familyOf(name, help, type).metric.emplace_back();
+}
+
+void SnapshotBuilder::reserve(const std::string& name, const std::string& help, prometheus::MetricType type,
+                              std::size_t count) {
+  if (count == 0) return;  // no family without series
+  auto& metrics = familyOf(name, help, type).metric;
+  metrics.reserve(metrics.size() + count);
 }
 
 prometheus::ClientMetric& SnapshotBuilder::add(const std::string& name, const std::string& help,

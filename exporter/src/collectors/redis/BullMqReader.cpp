@@ -42,7 +42,87 @@ std::vector<std::pair<std::string, std::string>> BullMqReader::fixedStates() con
 
 namespace {
 constexpr double kLevel = 4294967296.0;  // 2^32: the priority's unit in a prioritized score
+
+// Per queue (ARGV: prefix, kMaxPriorityLevels, names): what queueCommands() reads, with the
+// dependent reads done here: the tails of wait and paused, the lowest-scored prioritized job,
+// the oldest of each priority level from the lowest priority up (walkLevel()), and the
+// `timestamp` of each of those candidates.
+const ReadScript& bullScript() {
+  static const ReadScript script(R"lua(#!lua flags=no-writes
+local LEVEL = 4294967296
+local p, maxLevels = ARGV[1], tonumber(ARGV[2])
+local function int(x) return string.format('%.0f', x) end
+-- A valid score as reply::number() takes it: a number from 0 to 1e18.
+local function score(reply)
+  local s = type(reply) == 'table' and #reply == 2 and tonumber(reply[2]) or nil
+  if s and s >= 0 and s <= 1e18 then return s end
+  return nil
+end
+-- [id, timestamp] of each candidate for the oldest job, each id read once.
+local function candidate(b, cands, seen, id)
+  if seen[id] then return end
+  seen[id] = true
+  cands[#cands + 1] = id
+  cands[#cands + 1] = redis.pcall('HGET', b .. id, 'timestamp')
+end
+local out, n = {}, 0
+for i = 3, #ARGV do
+  local b = p .. ':' .. ARGV[i] .. ':'
+  local prio = b .. 'prioritized'
+  local cands, seen = {}, {}
+  out[n + 1] = redis.pcall('LLEN', b .. 'wait')
+  out[n + 2] = redis.pcall('LLEN', b .. 'paused')
+  out[n + 3] = redis.pcall('ZCARD', prio)
+  out[n + 4] = redis.pcall('LLEN', b .. 'active')
+  out[n + 5] = redis.pcall('ZCARD', b .. 'delayed')
+  out[n + 6] = redis.pcall('ZCARD', b .. 'failed')
+  out[n + 7] = redis.pcall('ZCARD', b .. 'completed')
+  out[n + 8] = redis.pcall('ZCARD', b .. 'waiting-children')
+  out[n + 9] = redis.pcall('HEXISTS', b .. 'meta', 'paused')
+  out[n + 10] = redis.pcall('HGET', b .. 'metrics:completed', 'count')
+  out[n + 11] = redis.pcall('HGET', b .. 'metrics:failed', 'count')
+  -- The tails of wait and paused (an empty list has none: LLEN said so).
+  out[n + 12], out[n + 13] = false, false
+  if out[n + 1] ~= 0 then out[n + 12] = redis.pcall('LINDEX', b .. 'wait', -1) end
+  if out[n + 2] ~= 0 then out[n + 13] = redis.pcall('LINDEX', b .. 'paused', -1) end
+  for k = 12, 13 do
+    local tail = out[n + k]
+    if type(tail) == 'string' and string.sub(tail, 1, 2) ~= '0:' then candidate(b, cands, seen, tail) end
+  end
+  if out[n + 3] ~= 0 then
+    -- Priority levels from the lowest priority up, as walkLevel(); the lowest-scored job
+    -- (ZRANGE 0 0) is the first of the last level, so it is only read if the walk stopped early.
+    local s, complete = score(redis.pcall('ZREVRANGE', prio, 0, 0, 'WITHSCORES')), false
+    if s then
+      local level, depth = math.floor(s / LEVEL), 0
+      while true do
+        local from = level * LEVEL
+        local r = redis.pcall('ZRANGEBYSCORE', prio, int(from), '(' .. int(from + LEVEL), 'LIMIT', 0, 1)
+        if type(r) == 'table' and #r == 1 then candidate(b, cands, seen, r[1]) end
+        if depth + 1 >= maxLevels or level <= 0 then break end
+        local nx = redis.pcall('ZREVRANGEBYSCORE', prio, '(' .. int(from), '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+        if type(nx) == 'table' and nx.err == nil and #nx == 0 then
+          complete = true
+          break
+        end
+        s = score(nx)
+        if not s then break end
+        level, depth = math.floor(s / LEVEL), depth + 1
+      end
+    end
+    if not complete then
+      local first = redis.pcall('ZRANGE', prio, 0, 0, 'WITHSCORES')
+      if type(first) == 'table' and #first == 2 then candidate(b, cands, seen, first[1]) end
+    end
+  end
+  out[n + 14] = cands
+  n = n + 14
+end
+return out
+)lua");
+  return script;
 }
+}  // namespace
 
 void BullMqReader::start(RedisRounds& rounds, ReadContext& ctx) {
   beginSample(ctx);
@@ -50,59 +130,12 @@ void BullMqReader::start(RedisRounds& rounds, ReadContext& ctx) {
   workers_.reset();
   for (const auto& q : queues_) {
     sample_[q];
-    const std::string base = prefix_ + ":" + q + ":";
-    const auto length = [&](const char* cmd, const std::string& suffix, auto store) {
-      const std::string key = base + suffix;
-      rounds.add({cmd, key}, [this, &ctx, q, key, store](const redisReply& r, const RedisCommand&) {
-        if (auto n = reply::integer(r)) {
-          store(sample_[q], ctx, static_cast<double>(*n));
-        } else if (reply::isError(r)) {
-          ctx.problems.report("wrongtype:" + key, "bullmq: cannot count " + key + ": " + reply::errorText(r));
-        }
-      });
-    };
-    const auto direct = [&](const char* cmd, const std::string& suffix, const char* state) {
-      countInto(rounds, {cmd, base + suffix}, q, state, "bullmq");
-    };
-    length("LLEN", "wait", [](Queue& s, ReadContext&, double n) { s.wait += n; });
-    length("LLEN", "paused", [](Queue& s, ReadContext&, double n) { s.paused += n; });
-    length("ZCARD", "prioritized", [](Queue& s, ReadContext&, double n) { s.prioritized += n; });
-    direct("LLEN", "active", "active");
-    direct("ZCARD", "delayed", "delayed");
-    direct("ZCARD", "failed", "failed");
-    direct("ZCARD", "completed", "completed");
-    direct("ZCARD", "waiting-children", "waiting_children");
-    rounds.add({"HEXISTS", base + "meta", "paused"}, [this, q](const redisReply& r, const RedisCommand&) {
-      sample_[q].pausedFlag = reply::integer(r).value_or(0) == 1;
-    });
-    // Oldest job: the tails of wait and paused, and the oldest of each priority level.
-    for (const char* list : {"wait", "paused"}) {
-      rounds.add({"LINDEX", base + list, "-1"}, [this, &rounds, &ctx, q](const redisReply& r, const RedisCommand&) {
-        auto id = reply::text(r);
-        if (!id) return;
-        // A "0:<ts>" marker left at the tail by BullMQ 4 is no job (BullMQ 5's getCounts skips it).
-        if (id->substr(0, 2) == "0:") {
-          sample_[q].wait -= 1;
-          return;
-        }
-        candidate(rounds, ctx, q, std::string(*id));
-      });
-    }
-    rounds.add({"ZRANGE", base + "prioritized", "0", "0", "WITHSCORES"}, [this, &rounds, &ctx, q](const redisReply& r, const RedisCommand&) {
-      if (r.type != REDIS_REPLY_ARRAY || r.elements != 2) return;
-      if (auto id = reply::text(*r.element[0])) candidate(rounds, ctx, q, std::string(*id));
-    });
-    rounds.add({"ZREVRANGE", base + "prioritized", "0", "0", "WITHSCORES"}, [this, &rounds, &ctx, q](const redisReply& r, const RedisCommand&) {
-      if (r.type != REDIS_REPLY_ARRAY || r.elements != 2) return;
-      auto score = reply::number(*r.element[1]);
-      if (!score) return;
-      walkLevel(rounds, ctx, q, static_cast<long long>(std::floor(*score / kLevel)), 0);
-    });
-    rounds.add({"HGET", base + "metrics:completed", "count"},
-               [this, q](const redisReply& r, const RedisCommand&) { sample_[q].completedCount = reply::number(r); });
-    rounds.add({"HGET", base + "metrics:failed", "count"},
-               [this, q](const redisReply& r, const RedisCommand&) { sample_[q].failedCount = reply::number(r); });
+    for (const char* state : {"active", "delayed", "failed", "completed", "waiting_children"}) ctx.out.addJobs(q, state, 0);
   }
+  readQueues(
+      rounds, bullScript(), queues_, {prefix_, std::to_string(kMaxPriorityLevels)}, 14,
+      [this, &ctx](std::size_t i, redisReply* const* e) { takeScript(ctx, queues_[i], e); },
+      [this, &rounds, &ctx](std::size_t i) { queueCommands(rounds, ctx, queues_[i]); }, "bullmq");
   if (!readWorkers_) return;
   // One CLIENT LIST per sample, whatever the number of BullMQ entries (the rounds send a
   // command queued twice only once).
@@ -123,6 +156,92 @@ void BullMqReader::start(RedisRounds& rounds, ReadContext& ctx) {
       if (auto it = clientNames_.find(std::string(base)); it != clientNames_.end()) (*workers_)[it->second] += 1;
     }
   });
+}
+
+void BullMqReader::queueCommands(RedisRounds& rounds, ReadContext& ctx, const std::string& q) {
+  const std::string base = prefix_ + ":" + q + ":";
+  const auto length = [&](const char* cmd, const std::string& suffix, double Queue::*field) {
+    const std::string key = base + suffix;
+    rounds.add({cmd, key}, [this, &q, key, field](const redisReply& r, const RedisCommand&) { takeLength(q, key, field, r); });
+  };
+  const auto direct = [&](const char* cmd, const std::string& suffix, const char* state) {
+    countInto(rounds, {cmd, base + suffix}, q, state, "bullmq");
+  };
+  length("LLEN", "wait", &Queue::wait);
+  length("LLEN", "paused", &Queue::paused);
+  length("ZCARD", "prioritized", &Queue::prioritized);
+  direct("LLEN", "active", "active");
+  direct("ZCARD", "delayed", "delayed");
+  direct("ZCARD", "failed", "failed");
+  direct("ZCARD", "completed", "completed");
+  direct("ZCARD", "waiting-children", "waiting_children");
+  rounds.add({"HEXISTS", base + "meta", "paused"}, [this, &q](const redisReply& r, const RedisCommand&) {
+    sample_[q].pausedFlag = reply::integer(r).value_or(0) == 1;
+  });
+  // Oldest job: the tails of wait and paused, and the oldest of each priority level.
+  for (const char* list : {"wait", "paused"}) {
+    rounds.add({"LINDEX", base + list, "-1"}, [this, &rounds, &ctx, &q](const redisReply& r, const RedisCommand&) {
+      if (auto id = takeTail(q, r)) candidate(rounds, ctx, q, std::string(*id));
+    });
+  }
+  rounds.add({"ZRANGE", base + "prioritized", "0", "0", "WITHSCORES"}, [this, &rounds, &ctx, &q](const redisReply& r, const RedisCommand&) {
+    if (r.type != REDIS_REPLY_ARRAY || r.elements != 2) return;
+    if (auto id = reply::text(*r.element[0])) candidate(rounds, ctx, q, std::string(*id));
+  });
+  rounds.add({"ZREVRANGE", base + "prioritized", "0", "0", "WITHSCORES"}, [this, &rounds, &ctx, &q](const redisReply& r, const RedisCommand&) {
+    if (r.type != REDIS_REPLY_ARRAY || r.elements != 2) return;
+    auto score = reply::number(*r.element[1]);
+    if (!score) return;
+    walkLevel(rounds, ctx, q, static_cast<long long>(std::floor(*score / kLevel)), 0);
+  });
+  rounds.add({"HGET", base + "metrics:completed", "count"},
+             [this, &q](const redisReply& r, const RedisCommand&) { sample_[q].completedCount = reply::number(r); });
+  rounds.add({"HGET", base + "metrics:failed", "count"},
+             [this, &q](const redisReply& r, const RedisCommand&) { sample_[q].failedCount = reply::number(r); });
+}
+
+void BullMqReader::takeLength(const std::string& q, const std::string& key, double Queue::*field, const redisReply& r) {
+  if (auto n = reply::integer(r)) {
+    sample_[q].*field += static_cast<double>(*n);
+  } else if (reply::isError(r)) {
+    ctx_->problems.report("wrongtype:" + key, "bullmq: cannot count " + key + ": " + reply::errorText(r));
+  }
+}
+
+std::optional<std::string_view> BullMqReader::takeTail(const std::string& q, const redisReply& r) {
+  auto id = reply::text(r);
+  if (!id) return std::nullopt;
+  // A "0:<ts>" marker left at the tail by BullMQ 4 is no job (BullMQ 5's getCounts skips it).
+  if (id->substr(0, 2) == "0:") {
+    sample_[q].wait -= 1;
+    return std::nullopt;
+  }
+  return id;
+}
+
+// The script's 14 elements of a queue: the 11 reads of queueCommands() that need no other
+// read, the tails of wait and paused, and [id, timestamp, ...] of every candidate for the
+// oldest job, found as queueCommands() and walkLevel() find them.
+void BullMqReader::takeScript(ReadContext& ctx, const std::string& q, redisReply* const* e) {
+  const std::string base = prefix_ + ":" + q + ":";
+  takeLength(q, base + "wait", &Queue::wait, *e[0]);
+  takeLength(q, base + "paused", &Queue::paused, *e[1]);
+  takeLength(q, base + "prioritized", &Queue::prioritized, *e[2]);
+  takeCount(*e[3], q, "active", "bullmq", base + "active");
+  takeCount(*e[4], q, "delayed", "bullmq", base + "delayed");
+  takeCount(*e[5], q, "failed", "bullmq", base + "failed");
+  takeCount(*e[6], q, "completed", "bullmq", base + "completed");
+  takeCount(*e[7], q, "waiting_children", "bullmq", base + "waiting-children");
+  sample_[q].pausedFlag = reply::integer(*e[8]).value_or(0) == 1;
+  sample_[q].completedCount = reply::number(*e[9]);
+  sample_[q].failedCount = reply::number(*e[10]);
+  takeTail(q, *e[11]);
+  takeTail(q, *e[12]);
+  const redisReply& candidates = *e[13];
+  if (candidates.type != REDIS_REPLY_ARRAY) return;
+  for (std::size_t i = 0; i + 1 < candidates.elements; i += 2) {
+    if (auto id = reply::text(*candidates.element[i])) takeTimestamp(ctx, q, base + std::string(*id), *candidates.element[i + 1]);
+  }
 }
 
 // The oldest job of priority level `level` (the lowest score within it), then the next level
@@ -150,21 +269,25 @@ void BullMqReader::walkLevel(RedisRounds& rounds, ReadContext& ctx, const std::s
 void BullMqReader::candidate(RedisRounds& rounds, ReadContext& ctx, const std::string& q, const std::string& id) {
   const std::string jobKey = prefix_ + ":" + q + ":" + id;
   rounds.add({"HGET", jobKey, "timestamp"}, [this, &ctx, q, jobKey](const redisReply& r, const RedisCommand&) {
-    auto text = reply::text(r);
-    auto created = text ? parseMillis(*text) : std::nullopt;
-    Queue& s = sample_[q];
-    if (!created) {
-      // Removed between the two reads (a worker took it) is normal; a job without a time is not.
-      if (text) {
-        ctx.problems.report("bullmq-age:" + jobKey, "bullmq queue " + q + ": job " + jobKey +
-                                                        " has an unreadable timestamp; the queue's age is not known "
-                                                        "this sample");
-        s.ageUnknown = true;
-      }
-      return;
-    }
-    s.oldest = s.oldest ? std::min(*s.oldest, *created) : *created;
+    takeTimestamp(ctx, q, jobKey, r);
   });
+}
+
+void BullMqReader::takeTimestamp(ReadContext& ctx, const std::string& q, const std::string& jobKey, const redisReply& r) {
+  auto text = reply::text(r);
+  auto created = text ? parseMillis(*text) : std::nullopt;
+  Queue& s = sample_[q];
+  if (!created) {
+    // Removed between the two reads (a worker took it) is normal; a job without a time is not.
+    if (text) {
+      ctx.problems.report("bullmq-age:" + jobKey, "bullmq queue " + q + ": job " + jobKey +
+                                                      " has an unreadable timestamp; the queue's age is not known "
+                                                      "this sample");
+      s.ageUnknown = true;
+    }
+    return;
+  }
+  s.oldest = s.oldest ? std::min(*s.oldest, *created) : *created;
 }
 
 void BullMqReader::finish(ReadContext& ctx) {

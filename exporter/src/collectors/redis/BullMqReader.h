@@ -30,6 +30,11 @@ class BullMqReader : public QueueReader {
     std::optional<double> oldest;  // enqueue time of the oldest waiting or paused job
     bool ageUnknown = false;
   };
+  void queueCommands(RedisRounds& rounds, ReadContext& ctx, const std::string& q);
+  void takeScript(ReadContext& ctx, const std::string& q, redisReply* const* elements);
+  void takeLength(const std::string& q, const std::string& key, double Queue::*field, const redisReply& r);
+  std::optional<std::string_view> takeTail(const std::string& q, const redisReply& r);
+  void takeTimestamp(ReadContext& ctx, const std::string& q, const std::string& jobKey, const redisReply& r);
   void candidate(RedisRounds& rounds, ReadContext& ctx, const std::string& q, const std::string& id);
   void walkLevel(RedisRounds& rounds, ReadContext& ctx, const std::string& q, long long level, int depth);
 

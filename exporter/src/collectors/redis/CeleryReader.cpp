@@ -42,6 +42,29 @@ double wallNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// Per queue: LLEN of the list of each priority step. Most apps use no priorities: one EXISTS
+// answers for the three step lists when none of them exists.
+const ReadScript& celeryScript() {
+  static const ReadScript script(R"lua(#!lua flags=no-writes
+local out, n = {}, 0
+for i = 2, #ARGV do
+  local key = ARGV[1] .. ARGV[i]
+  local k3, k6, k9 = key .. '\6\0223', key .. '\6\0226', key .. '\6\0229'
+  out[n + 1] = redis.pcall('LLEN', key)
+  if redis.pcall('EXISTS', k3, k6, k9) == 0 then
+    out[n + 2], out[n + 3], out[n + 4] = 0, 0, 0
+  else
+    out[n + 2] = redis.pcall('LLEN', k3)
+    out[n + 3] = redis.pcall('LLEN', k6)
+    out[n + 4] = redis.pcall('LLEN', k9)
+  end
+  n = n + 4
+end
+return out
+)lua");
+  return script;
+}
+
 }  // namespace
 
 CeleryReader::CeleryReader(std::string prefix, std::vector<std::string> queues, bool askWorkers, int db)
@@ -75,12 +98,18 @@ void CeleryReader::start(RedisRounds& rounds, ReadContext& ctx) {
   workerQueues_.clear();
   workerActive_.clear();
 
-  for (const auto& q : queues_) {
-    // Priority steps 0 (the plain name), 3, 6 and 9: kombu's default priority_steps.
-    for (const char* suffix : {"", "\x06\x16" "3", "\x06\x16" "6", "\x06\x16" "9"}) {
-      countInto(rounds, {"LLEN", prefix_ + q + suffix}, q, "waiting", "celery");
-    }
-  }
+  // Priority steps 0 (the plain name), 3, 6 and 9: kombu's default priority_steps.
+  static const char* const kSteps[] = {"", "\x06\x16" "3", "\x06\x16" "6", "\x06\x16" "9"};
+  for (const auto& q : queues_) ctx.out.addJobs(q, "waiting", 0);
+  readQueues(
+      rounds, celeryScript(), queues_, {prefix_}, 4,
+      [this](std::size_t i, redisReply* const* e) {
+        for (int step = 0; step < 4; ++step) takeCount(*e[step], queues_[i], "waiting", "celery", prefix_ + queues_[i] + kSteps[step]);
+      },
+      [this, &rounds](std::size_t i) {
+        for (const char* suffix : kSteps) countInto(rounds, {"LLEN", prefix_ + queues_[i] + suffix}, queues_[i], "waiting", "celery");
+      },
+      "celery");
   scanUnacked(rounds, ctx, "0");
   if (!askWorkers_) return;
   // The reply binding must exist when a worker answers: added first in the same pipeline.

@@ -16,6 +16,9 @@ class LaravelReader : public QueueReader {
   std::vector<std::pair<std::string, std::string>> fixedStates() const override;
 
  private:
+  void queueCommands(RedisRounds& rounds, ReadContext& ctx, const std::string& q);
+  void takeHead(ReadContext& ctx, const std::string& q, const std::string& base, const redisReply& r);
+
   std::string prefix_;
   std::vector<std::string> queues_;
   std::set<std::string> timed_;  // queues whose payloads carry createdAt (Laravel 12+)

@@ -3,6 +3,7 @@
 // worth one log line (ProblemLog), and the QueueReader interface the collector drives.
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -10,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "collectors/redis/ReadScript.h"
 #include "collectors/redis/RedisRounds.h"
 #include "config/Config.h"
 
@@ -69,6 +71,7 @@ struct ReadContext {
   double deadline;                 // Unix seconds by which blocking reads must be done
   QueueSample& out;
   ProblemLog& problems;
+  bool reconnected = false;        // the connection was (re)opened for this sample
 };
 
 // Reads the queues of one framework (one preset and key prefix) of a Redis target.
@@ -83,12 +86,32 @@ class QueueReader {
   // queue stays on the graphs): where the default thresholds apply.
   virtual std::vector<std::pair<std::string, std::string>> fixedStates() const = 0;
 
+  // Queues per script call: a script blocks Redis while it runs (about 1 ms per 100 queues
+  // of the slowest layout here; see the README), so a large configuration is read in several
+  // calls of one round trip, with other clients served between them.
+  static constexpr std::size_t kQueuesPerScript = 100;
+
  protected:
-  // Call first in start(): this sample's context, and no count targets from the last one.
+  // Call first in start(): this sample's context, and no count targets from the last one. A
+  // new connection may be allowed what the last one was refused (scripts).
   void beginSample(ReadContext& ctx) {
     ctx_ = &ctx;
     countTargets_.clear();
+    if (ctx.reconnected) scriptsRefused_ = false;
   }
+  // The per-queue reads of `queues`: `script` over batches of kQueuesPerScript queues (ARGV:
+  // `leading`, then the batch's names), each queue's `stride` reply elements given to
+  // `take(index, elements)`. Where the server refuses scripts (ACL without @scripting, Redis
+  // before 7), `commands(index)` queues the pipelined commands that read the same for that
+  // queue, this sample and every later one on this connection; the refusal is logged once.
+  void readQueues(RedisRounds& rounds, const ReadScript& script, const std::vector<std::string>& queues,
+                  const std::vector<std::string>& leading, std::size_t stride,
+                  std::function<void(std::size_t, redisReply* const*)> take, std::function<void(std::size_t)> commands,
+                  const char* framework);
+  // The handler of countInto for a reply read another way (a script's element): adds the
+  // integer to (queue, state), reports an error naming `key`.
+  void takeCount(const redisReply& r, const std::string& queue, const char* state, const char* framework,
+                 const std::string& key);
   // A length read (LLEN, ZCARD, ZCOUNT, ...) whose integer reply adds to (queue, state) of
   // this sample; an error reply is reported naming the key. `queue` must outlive the sample
   // (a reader's own queue names). The (queue, state) starts at 0: a missing key is an empty
@@ -104,6 +127,7 @@ class QueueReader {
     const char* framework;
   };
   std::vector<CountTarget> countTargets_;
+  bool scriptsRefused_ = false;
 };
 
 }  // namespace apphealth

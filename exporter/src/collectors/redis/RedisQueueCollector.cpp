@@ -152,7 +152,8 @@ SampleResult RedisQueueCollector::sample(SnapshotBuilder& out, std::stop_token s
 }
 
 void RedisQueueCollector::measure(SnapshotBuilder& out, QueueSample& sample) {
-  if (!connection_.connected()) {
+  const bool reconnected = !connection_.connected();
+  if (reconnected) {
     connection_.connect(endpoint_, target_.timeout, readSecret(target_.password), target_.db);
     spdlog::info("redis target {}: connected to {}", target_.name, endpoint_.describe());
   }
@@ -165,7 +166,7 @@ void RedisQueueCollector::measure(SnapshotBuilder& out, QueueSample& sample) {
   const double now = nowSeconds();
   // Blocking reads (Celery's workers answering) may use half the timeout.
   const double deadline = now + std::chrono::duration<double>(target_.timeout).count() / 2;
-  ReadContext ctx{target_, now, deadline, sample, problems_};
+  ReadContext ctx{target_, now, deadline, sample, problems_, reconnected};
   RedisRounds rounds;
   const auto started = std::chrono::steady_clock::now();
   for (auto& reader : readers_) reader->start(rounds, ctx);
@@ -183,6 +184,11 @@ void RedisQueueCollector::writeSample(SnapshotBuilder& out, const QueueSample& s
   const std::string workersHelp = "Live workers that take jobs from the queue." + helpSuffix_;
   const std::string busyHelp = "Live workers of the queue that are executing a job." + helpSuffix_;
   const auto queueLabels = [&](const std::string& queue) { return Labels{{"target", target_.name}, {"queue", queue}}; };
+  using prometheus::MetricType;
+  out.reserve("apphealth_queue_jobs", jobsHelp, MetricType::Gauge, sample.jobs.size());
+  out.reserve("apphealth_queue_oldest_job_age_seconds", ageHelp, MetricType::Gauge, sample.ages.size());
+  out.reserve("apphealth_queue_workers", workersHelp, MetricType::Gauge, sample.workers.size());
+  out.reserve("apphealth_queue_workers_busy", busyHelp, MetricType::Gauge, sample.busyWorkers.size());
   for (const auto& [queueState, count] : sample.jobs) {
     out.gauge("apphealth_queue_jobs", jobsHelp,
               {{"target", target_.name}, {"queue", queueState.first}, {"state", queueState.second}}, count);

@@ -20,6 +20,36 @@ namespace apphealth {
 //   rq:pubsub:<name>           the channel each running worker is SUBSCRIBEd to for commands
 // RQ's own counts run cleanup first, which drops registry entries whose expiry has passed;
 // ZCOUNT over the unexpired range gives the same numbers without writing.
+namespace {
+// Per queue (ARGV: prefix, now, names): the counts of queue:NAME and every registry as
+// queueCommands() reads them, then the head job's id and its enqueued_at.
+const ReadScript& rqScript() {
+  static const ReadScript script(R"lua(#!lua flags=no-writes
+local p, now = ARGV[1], ARGV[2]
+local after = '(' .. now
+local out, n = {}, 0
+for i = 3, #ARGV do
+  local q = ARGV[i]
+  local list, wip = p .. 'queue:' .. q, p .. 'wip:' .. q
+  out[n + 1] = redis.pcall('LLEN', list)
+  out[n + 2] = redis.pcall('ZCOUNT', wip, after, '+inf')
+  out[n + 3] = redis.pcall('ZCOUNT', wip, '-inf', now)
+  out[n + 4] = redis.pcall('ZCOUNT', p .. 'failed:' .. q, after, '+inf')
+  out[n + 5] = redis.pcall('ZCOUNT', p .. 'finished:' .. q, after, '+inf')
+  out[n + 6] = redis.pcall('ZCARD', p .. 'canceled:' .. q)
+  out[n + 7] = redis.pcall('ZCARD', p .. 'scheduled:' .. q)
+  out[n + 8] = redis.pcall('ZCARD', p .. 'deferred:' .. q)
+  local head = out[n + 1] ~= 0 and redis.pcall('LINDEX', list, 0) or false
+  out[n + 9] = head
+  out[n + 10] = type(head) == 'string' and redis.pcall('HGET', p .. 'job:' .. head, 'enqueued_at') or false
+  n = n + 10
+end
+return out
+)lua");
+  return script;
+}
+}  // namespace
+
 RqReader::RqReader(std::string prefix, std::vector<std::string> queues, bool readWorkers)
     : prefix_(prefix.empty() ? "rq:" : std::move(prefix)), queues_(std::move(queues)), readWorkers_(readWorkers) {}
 
@@ -40,38 +70,28 @@ void RqReader::start(RedisRounds& rounds, ReadContext& ctx) {
   numsubFailed_ = false;
   const std::string now = reply::scoreArg(ctx.now);
   for (const auto& q : queues_) {
-    const auto count = [&](RedisCommand command, const char* state) { countInto(rounds, std::move(command), q, state, "rq"); };
-    count({"LLEN", prefix_ + "queue:" + q}, "waiting");
-    count({"ZCOUNT", prefix_ + "wip:" + q, "(" + now, "+inf"}, "active");
-    // Started jobs whose heartbeat expired: their worker died. RQ's next cleanup moves them
-    // to the failed registry (or requeues those with retries left); counted as failed now.
-    count({"ZCOUNT", prefix_ + "wip:" + q, "-inf", now}, "failed");
-    count({"ZCOUNT", prefix_ + "failed:" + q, "(" + now, "+inf"}, "failed");
-    count({"ZCOUNT", prefix_ + "finished:" + q, "(" + now, "+inf"}, "completed");
-    count({"ZCARD", prefix_ + "canceled:" + q}, "canceled");
-    count({"ZCARD", prefix_ + "scheduled:" + q}, "scheduled");
-    count({"ZCARD", prefix_ + "deferred:" + q}, "deferred");
-
-    // Oldest waiting job: the head of the list, its hash's enqueued_at.
+    for (const char* state : {"waiting", "active", "failed", "completed", "canceled", "scheduled", "deferred"}) {
+      ctx.out.addJobs(q, state, 0);
+    }
     ctx.out.addAge(q, 0);
-    rounds.add({"LINDEX", prefix_ + "queue:" + q, "0"}, [this, &rounds, &ctx, q](const redisReply& head, const RedisCommand&) {
-      auto id = reply::text(head);
-      if (!id) return;  // empty queue
-      const std::string jobKey = prefix_ + "job:" + std::string(*id);
-      rounds.add({"HGET", jobKey, "enqueued_at"}, [&ctx, q, jobKey](const redisReply& r, const RedisCommand&) {
-        auto text = reply::text(r);
-        auto enqueued = text ? parseIsoTime(*text) : std::nullopt;
-        if (!enqueued) {
-          ctx.problems.report("rq-age:" + q, "rq queue " + q + ": the oldest job " + jobKey +
-                                                 (text ? " has an unreadable enqueued_at" : " has no enqueued_at") +
-                                                 "; its age is not known this sample");
-          ctx.out.ages.erase(q);
-          return;
-        }
-        ctx.out.addAge(q, std::max(0.0, ctx.now - *enqueued));
-      });
-    });
+  }
+  readQueues(
+      rounds, rqScript(), queues_, {prefix_, now}, 10,
+      [this, &ctx](std::size_t i, redisReply* const* e) {
+        const std::string& q = queues_[i];
+        takeCount(*e[0], q, "waiting", "rq", prefix_ + "queue:" + q);
+        takeCount(*e[1], q, "active", "rq", prefix_ + "wip:" + q);
+        takeCount(*e[2], q, "failed", "rq", prefix_ + "wip:" + q);
+        takeCount(*e[3], q, "failed", "rq", prefix_ + "failed:" + q);
+        takeCount(*e[4], q, "completed", "rq", prefix_ + "finished:" + q);
+        takeCount(*e[5], q, "canceled", "rq", prefix_ + "canceled:" + q);
+        takeCount(*e[6], q, "scheduled", "rq", prefix_ + "scheduled:" + q);
+        takeCount(*e[7], q, "deferred", "rq", prefix_ + "deferred:" + q);
+        if (auto id = reply::text(*e[8])) takeEnqueuedAt(ctx, q, prefix_ + "job:" + std::string(*id), *e[9]);
+      },
+      [this, &rounds, &ctx, now](std::size_t i) { queueCommands(rounds, ctx, queues_[i], now); }, "rq");
 
+  for (const auto& q : queues_) {
     if (!readWorkers_) continue;
     rounds.add({"SSCAN", prefix_ + "workers:" + q, "0", "COUNT", "1000"}, [this, &rounds, &ctx, q](const redisReply& r, const RedisCommand&) {
       if (r.type != REDIS_REPLY_ARRAY || r.elements != 2 || r.element[1]->type != REDIS_REPLY_ARRAY) {
@@ -105,6 +125,42 @@ void RqReader::start(RedisRounds& rounds, ReadContext& ctx) {
     // Once every worker set has been read, read the workers (next round).
     rounds.afterNextRound([this, &rounds, &ctx] { readWorkers(rounds, ctx); });
   }
+}
+
+void RqReader::queueCommands(RedisRounds& rounds, ReadContext& ctx, const std::string& q, const std::string& now) {
+  const auto count = [&](RedisCommand command, const char* state) { countInto(rounds, std::move(command), q, state, "rq"); };
+  count({"LLEN", prefix_ + "queue:" + q}, "waiting");
+  count({"ZCOUNT", prefix_ + "wip:" + q, "(" + now, "+inf"}, "active");
+  // Started jobs whose heartbeat expired: their worker died. RQ's next cleanup moves them
+  // to the failed registry (or requeues those with retries left); counted as failed now.
+  count({"ZCOUNT", prefix_ + "wip:" + q, "-inf", now}, "failed");
+  count({"ZCOUNT", prefix_ + "failed:" + q, "(" + now, "+inf"}, "failed");
+  count({"ZCOUNT", prefix_ + "finished:" + q, "(" + now, "+inf"}, "completed");
+  count({"ZCARD", prefix_ + "canceled:" + q}, "canceled");
+  count({"ZCARD", prefix_ + "scheduled:" + q}, "scheduled");
+  count({"ZCARD", prefix_ + "deferred:" + q}, "deferred");
+  // Oldest waiting job: the head of the list, its hash's enqueued_at.
+  rounds.add({"LINDEX", prefix_ + "queue:" + q, "0"}, [this, &rounds, &ctx, &q](const redisReply& head, const RedisCommand&) {
+    auto id = reply::text(head);
+    if (!id) return;  // empty queue
+    const std::string jobKey = prefix_ + "job:" + std::string(*id);
+    rounds.add({"HGET", jobKey, "enqueued_at"}, [this, &ctx, &q, jobKey](const redisReply& r, const RedisCommand&) {
+      takeEnqueuedAt(ctx, q, jobKey, r);
+    });
+  });
+}
+
+void RqReader::takeEnqueuedAt(ReadContext& ctx, const std::string& q, const std::string& jobKey, const redisReply& r) {
+  auto text = reply::text(r);
+  auto enqueued = text ? parseIsoTime(*text) : std::nullopt;
+  if (!enqueued) {
+    ctx.problems.report("rq-age:" + q, "rq queue " + q + ": the oldest job " + jobKey +
+                                           (text ? " has an unreadable enqueued_at" : " has no enqueued_at") +
+                                           "; its age is not known this sample");
+    ctx.out.ages.erase(q);
+    return;
+  }
+  ctx.out.addAge(q, std::max(0.0, ctx.now - *enqueued));
 }
 
 void RqReader::readWorkers(RedisRounds& rounds, ReadContext& ctx) {

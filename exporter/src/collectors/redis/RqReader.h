@@ -30,6 +30,8 @@ class RqReader : public QueueReader {
     double successful = 0;
     double failed = 0;
   };
+  void queueCommands(RedisRounds& rounds, ReadContext& ctx, const std::string& q, const std::string& now);
+  void takeEnqueuedAt(ReadContext& ctx, const std::string& q, const std::string& jobKey, const redisReply& r);
   void readWorkers(RedisRounds& rounds, ReadContext& ctx);
 
   std::string prefix_;

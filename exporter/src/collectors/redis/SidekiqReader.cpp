@@ -19,6 +19,23 @@ namespace apphealth {
 //                         the last heartbeat (every 5 s in 6.x, 10 s in 7/8)
 //   <identity>:workers    6.x: hash thread id -> JSON {"queue", "payload", "run_at"} of running jobs
 //   <identity>:work       7/8: the same, renamed
+namespace {
+// Per queue: LLEN and the tail (the oldest job) of queue:NAME.
+const ReadScript& sidekiqScript() {
+  static const ReadScript script(R"lua(#!lua flags=no-writes
+local out, n = {}, 0
+for i = 2, #ARGV do
+  local key = ARGV[1] .. 'queue:' .. ARGV[i]
+  out[n + 1] = redis.pcall('LLEN', key)
+  out[n + 2] = out[n + 1] ~= 0 and redis.pcall('LINDEX', key, -1) or false
+  n = n + 2
+end
+return out
+)lua");
+  return script;
+}
+}  // namespace
+
 SidekiqReader::SidekiqReader(std::string prefix, std::vector<std::string> queues, bool readWorkers)
     : prefix_(std::move(prefix)), queues_(std::move(queues)), readWorkers_(readWorkers) {}
 
@@ -44,25 +61,25 @@ void SidekiqReader::start(RedisRounds& rounds, ReadContext& ctx) {
     countInto(rounds, {cmd, key}, queue, state, "sidekiq");
   };
   for (const auto& q : queues_) {
-    const std::string key = prefix_ + "queue:" + q;
-    count(key, q, "waiting", "LLEN");
+    ctx.out.addJobs(q, "waiting", 0);
     ctx.out.addAge(q, 0);
-    rounds.add({"LINDEX", key, "-1"}, [&ctx, key, q](const redisReply& r, const RedisCommand&) {
-      auto job = reply::text(r);
-      if (!job) return;  // empty queue
-      // Sidekiq's own Queue#latency: enqueued_at, or created_at (8) when it has none.
-      auto enqueued = parseJsonTime(*job, "enqueued_at");
-      if (!enqueued && !jsonHasField(*job, "enqueued_at")) enqueued = parseJsonTime(*job, "created_at");
-      if (!enqueued) {
-        ctx.problems.report("sidekiq-age:" + q, "sidekiq queue " + q + ": the oldest job in " + key +
-                                                    " is not JSON with a numeric enqueued_at; its age is not known "
-                                                    "this sample");
-        ctx.out.ages.erase(q);
-        return;
-      }
-      ctx.out.addAge(q, std::max(0.0, ctx.now - *enqueued));
-    });
   }
+  readQueues(
+      rounds, sidekiqScript(), queues_, {prefix_}, 2,
+      [this, &ctx](std::size_t i, redisReply* const* e) {
+        const std::string& q = queues_[i];
+        const std::string key = prefix_ + "queue:" + q;
+        takeCount(*e[0], q, "waiting", "sidekiq", key);
+        takeTail(ctx, q, key, *e[1]);
+      },
+      [this, &rounds, &ctx](std::size_t i) {
+        const std::string& q = queues_[i];
+        const std::string key = prefix_ + "queue:" + q;
+        countInto(rounds, {"LLEN", key}, q, "waiting", "sidekiq");
+        rounds.add({"LINDEX", key, "-1"},
+                   [this, &ctx, &q, key](const redisReply& r, const RedisCommand&) { takeTail(ctx, q, key, r); });
+      },
+      "sidekiq");
   count(prefix_ + "retry", kShared, "retry", "ZCARD");
   count(prefix_ + "schedule", kShared, "scheduled", "ZCARD");
   count(prefix_ + "dead", kShared, "dead", "ZCARD");
@@ -99,6 +116,22 @@ void SidekiqReader::start(RedisRounds& rounds, ReadContext& ctx) {
     identities_.assign(unique.begin(), unique.end());
     readProcesses(rounds, ctx);
   });
+}
+
+void SidekiqReader::takeTail(ReadContext& ctx, const std::string& q, const std::string& key, const redisReply& r) {
+  auto job = reply::text(r);
+  if (!job) return;  // empty queue
+  // Sidekiq's own Queue#latency: enqueued_at, or created_at (8) when it has none.
+  auto enqueued = parseJsonTime(*job, "enqueued_at");
+  if (!enqueued && !jsonHasField(*job, "enqueued_at")) enqueued = parseJsonTime(*job, "created_at");
+  if (!enqueued) {
+    ctx.problems.report("sidekiq-age:" + q, "sidekiq queue " + q + ": the oldest job in " + key +
+                                                " is not JSON with a numeric enqueued_at; its age is not known "
+                                                "this sample");
+    ctx.out.ages.erase(q);
+    return;
+  }
+  ctx.out.addAge(q, std::max(0.0, ctx.now - *enqueued));
 }
 
 void SidekiqReader::readProcesses(RedisRounds& rounds, ReadContext& ctx) {

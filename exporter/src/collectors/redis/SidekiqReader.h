@@ -29,6 +29,7 @@ class SidekiqReader : public QueueReader {
     std::vector<std::string> queues;
     std::map<std::string, double> running;  // queue -> jobs executing
   };
+  void takeTail(ReadContext& ctx, const std::string& q, const std::string& key, const redisReply& r);
   void readProcesses(RedisRounds& rounds, ReadContext& ctx);
   void readWork(RedisRounds& rounds, ReadContext& ctx, const std::string& identity, const std::string& key);
 
