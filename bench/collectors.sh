@@ -11,7 +11,8 @@
 #       (a3) and for 1,000 queues read through the framework presets (200 each of celery, rq,
 #       sidekiq, laravel, bullmq, in Redis db 1: every state, oldest-job ages, 20 Sidekiq
 #       processes with running jobs, 40 RQ workers, Celery's unacked hash and worker question,
-#       BullMQ's priority levels and CLIENT LIST), against the same redis_exporter figure;
+#       BullMQ's priority levels and CLIENT LIST), against the same redis_exporter figure, and
+#       how long the presets' read scripts hold Redis per sample and per call;
 #   (b) RSS (VmRSS) after warm-up and after 1,000 scrapes, apphealth vs both Go exporters;
 #   (c) /metrics latency: p50/p99 of 1,000 keep-alive scrapes (curl) and of `wrk -c1 -t1`;
 #   (a') one sample of a PostgreSQL and of a MySQL target vs one scrape of
@@ -593,7 +594,13 @@ stop_pid "$AH_PID"
 # redis_exporter figure as (a1) (1,000 queues; redis_exporter can only read key lengths).
 log "apphealth with $((PRESET_QUEUES * 5)) queues through the presets (db 1)"
 start_apphealth "$WORK/presets.yml" apphealth-presets
+"${RCLI[@]}" CONFIG RESETSTAT >/dev/null
 collect_apphealth_samples "$AH_URL" 'collector="redis' "$WORK/ah_presets.dur"
+# How long the read scripts hold Redis (a script blocks every other client while it runs):
+# calls and microseconds of EVALSHA/EVAL since the reset, over the samples taken meanwhile
+# (each sample sends one PING).
+read -r R[script_calls] R[script_usec] R[script_samples] < <("${RCLI[@]}" INFO commandstats | tr -d '\r' \
+  | awk -F'[:=,]' '/^cmdstat_eval(sha)?:/ {c += $3; u += $5} /^cmdstat_ping:/ {n = $3} END {printf "%d %d %d\n", c, u, n}')
 PRESET_TEXT=$(curl -fsS --max-time 5 "$AH_URL")
 PRESET_SERIES=$(grep -c '^apphealth_queue_jobs{target="presets"' <<<"$PRESET_TEXT" || true)
 PRESET_WORKERS=$(grep -c '^apphealth_queue_workers{target="presets"' <<<"$PRESET_TEXT" || true)
@@ -680,6 +687,7 @@ Verified: apphealth and redis_exporter each report $KEYS queue lengths summing t
   $KEYS explicit keys                     $(printf '%8s ms' "$(ms "${R[ah_explicit]}")")   $(printf '%9s / %9s ms' "$(ms "${R[re_single_own]}")" "$(ms "${R[re_single_curl]}")")   $(printf '%6s' "$ratio_a2")   <=0.2   $(verdict "$ratio_a2" 0.2)
   $((PRESET_QUEUES * 5)) queues via presets, workers  $(printf '%8s ms' "$(ms "${R[ah_presets]}")")   $(printf '%9s / %9s ms' "$(ms "${R[re_pattern_own]}")" "$(ms "${R[re_pattern_curl]}")")   $(printf '%6s' "$ratio_a3")   <=0.2   $(verdict "$ratio_a3" 0.2)
   (presets: db 1, $PRESET_KEYS keys; $PRESET_SERIES job series, $PRESET_WORKERS worker series; the reference is redis_exporter's ${KEYS}-queue scrape above)
+  (presets' read scripts in Redis: $(awk -v c="${R[script_calls]}" -v u="${R[script_usec]}" -v n="${R[script_samples]}" 'BEGIN { if (c == 0) print "none ran (refused?)"; else printf "%.1f ms per sample, %.0f calls of <= 100 queues per sample, %.2f ms each on average", u / n / 1000, c / n, u / c / 1000 }'))
   (redis_exporter without key checks: $(ms "${R[re_nokeys_own]}") ms; PostgreSQL: apphealth sample $(ms "${R[ah_pg]}") ms vs postgres_exporter $(ms "${R[pge_own]}") / $(ms "${R[pge_curl]}") ms)
   (MariaDB 10.11: apphealth sample $(ms "${R[ah_mysql]}") ms vs mysqld_exporter $(ms "${R[mye_own]}") / $(ms "${R[mye_curl]}") ms (slowest collector / scrape), ratio to the slowest collector $(ratio "${R[ah_mysql]}" "${R[mye_own]}"))
   "own" = redis_exporter_last_scrape_duration_seconds (collection only); ratio uses "own".

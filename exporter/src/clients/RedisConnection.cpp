@@ -71,6 +71,11 @@ void RedisConnection::connect(const RedisEndpoint& endpoint, Duration timeout,
 }
 
 std::vector<RedisReply> RedisConnection::pipeline(const std::vector<RedisCommand>& commands) {
+  return pipeline(commands, {});
+}
+
+std::vector<RedisReply> RedisConnection::pipeline(const std::vector<RedisCommand>& commands,
+                                                  const std::function<void(std::size_t, const redisReply&)>& onReply) {
   if (context_ == nullptr) throw RedisError("not connected");
   if (commands.empty()) return {};
   // Every command in RESP, in one buffer handed to hiredis at once: hiredis' own formatting
@@ -112,6 +117,7 @@ std::vector<RedisReply> RedisConnection::pipeline(const std::vector<RedisCommand
                : std::string("connection error: ") + context_->errstr);
     }
     replies.emplace_back(static_cast<redisReply*>(raw));
+    if (onReply) onReply(i, *replies.back());
   }
   return replies;
 }

@@ -4,6 +4,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -47,6 +48,10 @@ class RedisConnection {
   // keys. An error reply is returned as a reply (type REDIS_REPLY_ERROR), not thrown; I/O
   // errors and timeouts close the connection and throw.
   std::vector<RedisReply> pipeline(const std::vector<RedisCommand>& commands);
+  // The same, handing each reply to `onReply(index, reply)` as soon as it is read, so that
+  // the caller works on the first replies while Redis still executes the later commands.
+  std::vector<RedisReply> pipeline(const std::vector<RedisCommand>& commands,
+                                   const std::function<void(std::size_t, const redisReply&)>& onReply);
   RedisReply command(const RedisCommand& command);
 
   // Callable from any thread: makes a blocked read or write return at once.

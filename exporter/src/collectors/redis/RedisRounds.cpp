@@ -38,10 +38,12 @@ void RedisRounds::run(RedisConnection& connection, int maxRounds) {
       round.handlers.push_back(std::move(round.blockingHandlers[i]));
     }
     if (!round.commands.empty()) {
-      auto replies = connection.pipeline(round.commands);
+      // Each handler runs as its reply arrives (Redis may still be running the round's later
+      // scripts); what it queues goes to the next round.
+      auto replies = connection.pipeline(
+          round.commands, [&round](std::size_t i, const redisReply& reply) { round.handlers[i](reply, round.commands[i]); });
       ++roundsRun_;
       commandsSent_ += round.commands.size();
-      for (std::size_t i = 0; i < round.commands.size(); ++i) round.handlers[i](*replies[i], round.commands[i]);
       for (const auto& [index, handler] : round.shared) handler(*replies[index], round.commands[index]);
     }
     for (const auto& hook : round.after) hook();
