@@ -911,6 +911,18 @@ TEST(RedisQueueCollector, ScriptsAndPipelinedCommandsExportTheSame) {
   bullJob(redis, "held", "1", nowMs - 8'000);
   redis.command({"LPUSH", "bull:held:wait", "1"});
   redis.command({"HSET", "bull:held:meta", "paused", "1"});
+  // Ten priority levels (the walk stops after eight; the highest priority's oldest job is read
+  // apart), and 70 prioritized jobs (read level by level instead of all at once).
+  for (long long level = 1; level <= 10; ++level) {
+    const std::string id = "m" + std::to_string(level);
+    bullJob(redis, "many", id, nowMs - (level == 1 ? 500'000 : level == 2 ? 1'000'000 : 10'000));
+    redis.command({"ZADD", "bull:many:prioritized", std::to_string(level * 4294967296LL + level), id});
+  }
+  for (long long j = 0; j < 70; ++j) {
+    const std::string id = "b" + std::to_string(j);
+    bullJob(redis, "big", id, nowMs - (j == 30 ? 900'000 : 1'000.0 * static_cast<double>(j)));
+    redis.command({"ZADD", "bull:big:prioritized", std::to_string((1 + j / 30) * 4294967296LL + j), id});
+  }
   redis.command({"HSET", "bull:broken:9", "timestamp", "yesterday"});
   redis.command({"LPUSH", "bull:broken:wait", "9"});
 
@@ -919,7 +931,7 @@ TEST(RedisQueueCollector, ScriptsAndPipelinedCommandsExportTheSame) {
                                        "      - preset: rq\n        queues: [default]\n"
                                        "      - preset: sidekiq\n        queues: [mailers]\n"
                                        "      - preset: laravel\n        queues: [web]\n"
-                                       "      - preset: bullmq\n        queues: [render, held, broken]\n");
+                                       "      - preset: bullmq\n        queues: [render, held, broken, many, big]\n");
   const auto queueSeries = [](const std::map<std::string, double>& m) {
     std::map<std::string, double> out;
     for (const auto& [series, value] : m) {
@@ -964,6 +976,8 @@ TEST(RedisQueueCollector, ScriptsAndPipelinedCommandsExportTheSame) {
   EXPECT_NEAR(withScripts.at(age("main", "default")), 30, 3.0);
   EXPECT_NEAR(withScripts.at(age("main", "web")), 20, 3.0);
   EXPECT_FALSE(withScripts.count(age("main", "broken")));
+  EXPECT_NEAR(withScripts.at(age("main", "many")), 500, 3.0);  // level 1 read apart; level 2 is beyond the walk
+  EXPECT_NEAR(withScripts.at(age("main", "big")), 900, 3.0);   // the first of level 2
   EXPECT_NE(scripted.log().find("rq:failed:default"), std::string::npos);
 
   // The server forgets the scripts: one EVAL each, the same figures, no fallback.

@@ -53,10 +53,12 @@ local LEVEL = 4294967296
 local p, maxLevels = ARGV[1], tonumber(ARGV[2])
 local function int(x) return string.format('%.0f', x) end
 -- A valid score as reply::number() takes it: a number from 0 to 1e18.
-local function score(reply)
-  local s = type(reply) == 'table' and #reply == 2 and tonumber(reply[2]) or nil
+local function valid(s)
   if s and s >= 0 and s <= 1e18 then return s end
   return nil
+end
+local function score(reply)
+  return valid(type(reply) == 'table' and #reply == 2 and tonumber(reply[2]) or nil)
 end
 -- [id, timestamp] of each candidate for the oldest job, each id read once.
 local function candidate(b, cands, seen, id)
@@ -89,7 +91,38 @@ for i = 3, #ARGV do
     local tail = out[n + k]
     if type(tail) == 'string' and string.sub(tail, 1, 2) ~= '0:' then candidate(b, cands, seen, tail) end
   end
-  if out[n + 3] ~= 0 then
+  local queued = out[n + 3]
+  if type(queued) == 'number' and queued > 0 and queued <= 64 then
+    -- A few prioritized jobs: one read of them all, and the same candidates as the walk below.
+    local all = redis.pcall('ZRANGE', prio, 0, -1, 'WITHSCORES')
+    if type(all) == 'table' and all.err == nil and #all > 0 then
+      local members, scores = {}, {}
+      for k = 1, #all, 2 do
+        members[#members + 1] = all[k]
+        scores[#scores + 1] = tonumber(all[k + 1])
+      end
+      local count, complete = #scores, false
+      local s = valid(scores[count])
+      if s then
+        local level, depth = math.floor(s / LEVEL), 0
+        while true do
+          local from = level * LEVEL
+          local k = 1
+          while k <= count and scores[k] < from do k = k + 1 end
+          if k <= count and scores[k] < from + LEVEL then candidate(b, cands, seen, members[k]) end
+          if depth + 1 >= maxLevels or level <= 0 then break end
+          if k == 1 then
+            complete = true
+            break
+          end
+          s = valid(scores[k - 1])
+          if not s then break end
+          level, depth = math.floor(s / LEVEL), depth + 1
+        end
+      end
+      if not complete then candidate(b, cands, seen, members[1]) end
+    end
+  elseif queued ~= 0 then
     -- Priority levels from the lowest priority up, as walkLevel(); the lowest-scored job
     -- (ZRANGE 0 0) is the first of the last level, so it is only read if the walk stopped early.
     local s, complete = score(redis.pcall('ZREVRANGE', prio, 0, 0, 'WITHSCORES')), false
