@@ -202,8 +202,10 @@ double SlowCrowd::longestHeldSeconds() const {
 HonestClient::HonestClient(std::string url, std::string body, std::vector<std::string> headers,
                            std::chrono::milliseconds period, std::chrono::milliseconds timeout)
     : url_(std::move(url)), body_(std::move(body)), headers_(std::move(headers)), period_(period), timeout_(timeout) {
+  // At least one request, even when stop() comes before the thread first runs: a case that
+  // finishes quickly must still show that an honest beacon was served meanwhile.
   thread_ = std::thread([this] {
-    while (!stop_) {
+    do {
       const auto started = std::chrono::steady_clock::now();
       const auto r = httpRequest("POST", url_, headers_, body_, timeout_.count());
       {
@@ -213,7 +215,7 @@ HonestClient::HonestClient(std::string url, std::string body, std::vector<std::s
       }
       const auto next = started + period_;
       while (!stop_ && std::chrono::steady_clock::now() < next) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    } while (!stop_);
   });
 }
 
