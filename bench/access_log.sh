@@ -22,25 +22,7 @@ BUILD=${BUILD:-"$ROOT/build-bench"}
 BIN="$BUILD/exporter/apphealth_exporter"
 WRK_SECONDS=${WRK_SECONDS:-10}
 REPLAY_LINES=${REPLAY_LINES:-2000000}
-
-log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-WORK=""
-PIDS=()
-cleanup() {
-  local rc=$? pid
-  trap - EXIT INT TERM
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  [[ -n "$WORK" ]] && rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT INT TERM
+source "$ROOT/bench/lib.sh"
 
 for tool in nginx wrk curl python3; do
   command -v "$tool" >/dev/null || die "$tool missing: apt-get install -y nginx wrk curl python3"
@@ -52,9 +34,7 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
 fi
 [[ -x "$BIN" ]] || die "no binary at $BIN"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-WORK=$(mktemp -d /tmp/apphealth-bench-log-XXXXXX)
-chmod 755 "$WORK"
+bench_workdir log
 NGINX_PORT=$(free_port)
 EXPORTER_PORT=$(free_port)
 LOG="$WORK/access.log"

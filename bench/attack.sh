@@ -10,6 +10,7 @@
 #   EXPORTER=/path/to/apphealth_exporter bench/attack.sh   another build (e.g. an older one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 ATTACK_SECONDS=${ATTACK_SECONDS:-12}
 
 bash scripts/install-deps.sh
@@ -20,18 +21,7 @@ if [ -z "${EXPORTER:-}" ]; then
 fi
 ulimit -n "$(ulimit -Hn)"
 
-WORK=$(mktemp -d /tmp/apphealth-bench-attack-XXXXXX)
-chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+bench_workdir attack
 EXPORTER_PORT=$(free_port)
 INGEST_PORT=$(free_port)
 NGINX_PORT=$(free_port)

@@ -32,25 +32,7 @@ BUILD=${BUILD:-"$ROOT/build-bench"}
 BIN="$BUILD/exporter/apphealth_exporter"
 BACKUP_MB=${BACKUP_MB:-930}
 RUNS=${RUNS:-2}
-
-log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-WORK=""
-EXPORTER_PID=""
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  if [[ -n "$EXPORTER_PID" ]]; then
-    kill -TERM "$EXPORTER_PID" 2>/dev/null || true
-    wait "$EXPORTER_PID" 2>/dev/null || true
-  fi
-  [[ -n "$WORK" ]] && rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+source "$ROOT/bench/lib.sh"
 
 for tool in gzip sha256sum openssl base64 curl python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || die "$tool missing: apt-get install -y gzip coreutils openssl curl python3 time"
@@ -62,7 +44,7 @@ if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
 fi
 [[ -x "$BIN" ]] || die "no binary at $BIN"
 
-WORK=$(mktemp -d /tmp/apphealth-bench-backup-XXXXXX)
+bench_workdir backup
 mkdir -p "$WORK/backups" "$WORK/empty"
 NAME=nightly-20261122-020000.sql.gz
 FILE="$WORK/backups/$NAME"
@@ -77,8 +59,6 @@ log "making $NAME from $BACKUP_MB MB of random bytes (gzip -1)"
 SIZE=$(stat -c %s "$FILE")
 log "backup: $SIZE bytes; reading it once into the page cache"
 cat "$FILE" >/dev/null
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # metric NAME: the value of the first series named NAME in the last scrape ("" if absent).
 SCRAPE=""

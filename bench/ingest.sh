@@ -9,6 +9,7 @@
 #   EXPORTER=/path/to/apphealth_exporter bench/ingest.sh   measure another build
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib.sh
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
@@ -20,18 +21,7 @@ if [ -z "${EXPORTER:-}" ]; then  # EXPORTER=path: measure another build (an olde
   EXPORTER=build/release/exporter/apphealth_exporter
 fi
 
-WORK=$(mktemp -d /tmp/apphealth-bench-ingest-XXXXXX)
-chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT INT TERM
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+bench_workdir ingest
 EXPORTER_PORT=$(free_port)
 INGEST_PORT=$(free_port)
 NGINX_PORT=$(free_port)
