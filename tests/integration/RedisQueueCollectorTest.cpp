@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "TestSupport.h"
+#include "collectors/redis/ReadScript.h"
 
 using namespace apphealth::test;
 
@@ -1002,5 +1003,35 @@ TEST(RedisQueueCollector, ScriptsAndPipelinedCommandsExportTheSame) {
       EXPECT_NE(first, std::string::npos) << framework << "\n" << log;
       EXPECT_EQ(log.find(line, first + 1), std::string::npos) << framework << " logged twice\n" << log;
     }
+  }
+}
+
+// A read script that fails while it runs is a bug of apphealth's, not the server's refusal:
+// the reader tells the two apart by the error texts of the real Redis, which this test
+// produces (and which a new Redis version could change).
+TEST(RedisQueueCollector, ReadScriptErrorsTellAFailingScriptFromARefusal) {
+  TempRedis redis;
+  redis.command({"SET", "text", "x"});
+  const std::string header = "#!lua flags=no-writes\n";
+  const std::vector<std::string> failures = {
+      redis.command({"EVAL", header + "return redis.call('LLEN', KEYS[1])", "1", "text"}),  // WRONGTYPE inside
+      redis.command({"EVAL", header + "return nil + 1", "0"}),                             // a Lua error
+      redis.command({"EVAL", header + "return redis.call('SET', 'a', 'b')", "0"}),         // a write refused
+  };
+  for (const auto& error : failures) {
+    ASSERT_FALSE(error.empty());
+    EXPECT_TRUE(apphealth::ReadScript::failedWhileRunning(error)) << error;
+  }
+  std::vector<std::string> refusals = {
+      redis.command({"EVAL", "#!lua flags=bogus\nreturn 1", "0"}),  // what an unknown flag gets
+      redis.command({"EVAL", "return (", "0"}),                      // a compile error (Redis 6 on the shebang)
+      redis.command({"EVALSHA", std::string(40, '0'), "0"}),         // NOSCRIPT: handled by EVAL, never a failure
+  };
+  redis.command({"ACL", "SETUSER", "default", "-@scripting"});
+  refusals.push_back(redis.command({"EVALSHA", std::string(40, '0'), "0"}));  // NOPERM
+  EXPECT_EQ(refusals.back().rfind("NOPERM", 0), 0u) << refusals.back();
+  for (const auto& error : refusals) {
+    ASSERT_FALSE(error.empty());
+    EXPECT_FALSE(apphealth::ReadScript::failedWhileRunning(error)) << error;
   }
 }

@@ -87,6 +87,12 @@ void QueueReader::readQueues(RedisRounds& rounds, const ReadScript& script, cons
             // Another client's script holds Redis: not a refusal, the commands wait behind it too.
             ctx_->problems.report("script-busy", std::string(framework) + ": Redis is busy running a script (" +
                                                      error + ")");
+          } else if (ReadScript::failedWhileRunning(error)) {
+            // Not the server's refusal: tried again next sample, and said as a bug to report.
+            ctx_->problems.report(std::string(framework) + "-script-failed",
+                                  std::string(framework) + ": apphealth's read script failed in Redis (" + error +
+                                      "); reading these queues with commands instead. This is a bug in "
+                                      "apphealth: please report it with this line");
           } else if (!scriptsRefused_) {
             spdlog::warn("redis target {}: {}: Redis refuses the read-only Lua script ({}); reading every state with "
                          "pipelined commands instead, which costs more CPU in Redis and here",

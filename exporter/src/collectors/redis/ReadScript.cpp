@@ -61,4 +61,8 @@ void ReadScript::call(RedisRounds& rounds, const std::vector<std::string>& args,
   });
 }
 
+bool ReadScript::failedWhileRunning(const std::string& error) {
+  return error.find(", on @user_script:") != std::string::npos;
+}
+
 }  // namespace apphealth

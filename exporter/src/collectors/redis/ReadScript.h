@@ -27,6 +27,13 @@ class ReadScript {
   void call(RedisRounds& rounds, const std::vector<std::string>& args, std::function<void(const redisReply&)> onReply,
             std::function<void(const std::string&)> onError) const;
 
+  // Whether an error reply of `call` came from the script while it ran (a Lua error, a command
+  // it called failing, a write refused by no-writes) rather than from Redis refusing to run it
+  // (NOPERM, an unknown flag, a compile error on Redis 6): Redis 7 ends the former with
+  // "script: <sha1>, on @user_script:<line>.". Either way the reader falls back to commands,
+  // but only a refusal is the server's choice; the other is a bug in apphealth's script.
+  static bool failedWhileRunning(const std::string& error);
+
  private:
   std::string body_;
   std::string sha1_;
