@@ -123,6 +123,7 @@ TEST(WebConfig, BasicAuthAndHeadersWithoutTls) {
   const auto ok = httpRequest("GET", e.httpUrl("/metrics"), {"Authorization: Basic cHJvbWV0aGV1czpzM2NyZXQ="});
   EXPECT_EQ(ok.status, 200);  // prometheus:s3cret
   EXPECT_EQ(ok.headers.at("x-content-type-options"), "nosniff");
+  EXPECT_EQ(ok.body.find("apphealth_web_connections_refused_total"), std::string::npos);  // only with TLS
   const auto missing = httpRequest("GET", e.httpUrl("/nope"), {"Authorization: Basic cHJvbWV0aGV1czpzM2NyZXQ="});
   EXPECT_EQ(missing.status, 404);
   EXPECT_EQ(missing.headers.at("x-content-type-options"), "nosniff");
@@ -171,6 +172,11 @@ TEST(WebConfig, ClientCertificatesRequiredAndVerified) {
       << e.log();
   EXPECT_NE(e.log().find("TLS client refused: client certificate not trusted"), std::string::npos);
   EXPECT_NE(e.log().find("TLS client refused: the client certificate has none of client_allowed_sans"), std::string::npos);
+  // Each of the 6 refused handshakes counted once, the accepted ones not at all.
+  const auto scrape = tlsRequest({.url = e.httpsUrl("/metrics"), .caFile = ca.caCert(), .certFile = client.cert,
+                                  .keyFile = client.key});
+  ASSERT_EQ(scrape.status, 200) << scrape.curlError;
+  EXPECT_EQ(parseMetrics(scrape.body)["apphealth_web_connections_refused_total{reason=\"tls\"}"], 6) << scrape.body;
 }
 
 TEST(WebConfig, PrometheusScrapesWithTlsAndBasicAuth) {
@@ -309,6 +315,11 @@ TEST(WebConfig, ChangesApplyWithoutRestartAndABrokenFileFailsClosed) {
       10s))
       << e.log();
   EXPECT_NE(as("bob", "two").curlCode, 0);  // the old CA no longer vouches for the server
+  // The connections refused while the file was broken were counted (a client that does not
+  // trust the new certificate is the client's refusal, not the listener's).
+  const auto scrape = tlsRequest({.url = e.httpsUrl("/metrics"), .caFile = renewedCa.caCert(), .user = "bob", .password = "two"});
+  ASSERT_EQ(scrape.status, 200);
+  EXPECT_GE(parseMetrics(scrape.body)["apphealth_web_connections_refused_total{reason=\"tls\"}"], 1) << scrape.body;
 
   // SIGHUP re-reads at once (no second's wait) and a reload leaves the web config working.
   e.writeWebConfig(tlsSection(renewed) + "basic_auth_users:\n  carol: " + htpasswdHash("carol", "three") + "\n");

@@ -178,7 +178,9 @@ void Exporter::startMainListener(const CivetWebOptions& options) {
     tls.maxConnectionsPerClient = tls.maxConnections;
     tls.requestTimeout = std::chrono::milliseconds(options.requestTimeoutMs);
     tls.tls = mainGuard_->tls();
-    server_ = std::make_unique<MicroHttpdListener>(std::move(tls));
+    auto listener = std::make_unique<MicroHttpdListener>(std::move(tls));
+    mainTlsListener_ = listener.get();
+    server_ = std::move(listener);
   }
   if (mainGuard_) server_->filter(mainGuard_->filter());
 }
@@ -291,6 +293,13 @@ std::string Exporter::renderMetrics() const {
              "Unix time of the last successful configuration load.", {}, lastReloadSuccess_.load());
   if (auto endpoints = ingest()) endpoints->collect(self);
   if (beaconListener_) ingest::collectListenerStats(self, beaconListener_->stats());
+  if (const auto* main = mainTlsListener_.load()) {
+    self.counter("apphealth_web_connections_refused_total",
+                 "Connections the main listener refused at the TLS handshake: a client certificate refused by "
+                 "--web.config.file's client_auth_type, client_ca_file or client_allowed_sans, or any while that "
+                 "file is broken (tls). Only with TLS.",
+                 {{"reason", "tls"}}, static_cast<double>(main->stats().refusedTls));
+  }
   snapshots.push_back(std::make_shared<const RenderedFamilies>(renderFamilies(self.take())));
   std::vector<const RenderedFamilies*> parts;
   for (const auto& s : snapshots) parts.push_back(s.get());

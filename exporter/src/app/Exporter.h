@@ -68,6 +68,8 @@ class Exporter {
   std::unique_ptr<WebGuard> beaconGuard_;  // ingest.web_config_file
   // CivetWeb, or libmicrohttpd when the web config sets TLS (see startMainListener).
   std::unique_ptr<HttpListener> server_;
+  // server_ when it is libmicrohttpd (TLS), for its refusal counters; set once it serves.
+  std::atomic<const MicroHttpdListener*> mainTlsListener_{nullptr};
   std::unique_ptr<MicroHttpdListener> beaconListener_;  // ingest on its own listener (the default)
 
   std::mutex reloadMutex_;  // one reload at a time (SIGHUP and /-/reload may race)
