@@ -1035,3 +1035,65 @@ TEST(RedisQueueCollector, ReadScriptErrorsTellAFailingScriptFromARefusal) {
     EXPECT_FALSE(apphealth::ReadScript::failedWhileRunning(error)) << error;
   }
 }
+
+// The read scripts' `no-writes` flag on a real read-only replica: every preset's script runs
+// there (no fallback to commands) and the replica's exporter exports what the master's does.
+// Celery's worker question writes (PUBLISH, SADD on the reply binding), so it is off here, as a
+// replica target needs (README).
+TEST(RedisQueueCollector, ReadScriptsRunOnAReadOnlyReplica) {
+  TempRedis master;
+  TempRedis replica;
+  const double now = nowSeconds();
+  master.command({"LPUSH", "emails", R"({"body":"W10=","headers":{"id":"a"}})"});
+  master.command({"HSET", "unacked", "t1", R"([{"headers":{"id":"c","eta":null}},"","emails"])"});
+  rqEnqueue(master, "default", "j1", now - 30);
+  master.command({"ZADD", "rq:finished:default", num(now + 600), "f1"});
+  master.command({"LPUSH", "queue:mailers", sidekiqJob("mailers", "k1", num(now - 40))});
+  master.command({"RPUSH", "queues:web", R"({"uuid":"u1","job":"x","createdAt":)" + num(now - 20) + "}"});
+  bullJob(master, "render", "1", now * 1000 - 15'000);
+  master.command({"LPUSH", "bull:render:wait", "1"});
+  master.command({"ZADD", "bull:render:prioritized", std::to_string(4 * 4294967296LL + 1), "2"});
+  bullJob(master, "render", "2", now * 1000 - 300'000);
+
+  master.command({"CONFIG", "SET", "repl-diskless-sync-delay", "0"});  // no 5 s wait for more replicas
+  replica.command({"REPLICAOF", "127.0.0.1", std::to_string(master.port())});
+  ASSERT_TRUE(waitFor([&] {
+    return replica.command({"INFO", "replication"}).find("master_link_status:up") != std::string::npos &&
+           replica.command({"DBSIZE"}) == master.command({"DBSIZE"});
+  }, 10s)) << replica.command({"INFO", "replication"});
+  ASSERT_EQ(replica.command({"SET", "probe", "x"}).rfind("READONLY", 0), 0u);  // a read-only replica
+
+  const std::string queues = "      - preset: celery\n        queues: [emails]\n        workers: false\n"
+                             "      - preset: rq\n        queues: [default]\n"
+                             "      - preset: sidekiq\n        queues: [mailers]\n"
+                             "      - preset: laravel\n        queues: [web]\n"
+                             "      - preset: bullmq\n        queues: [render]\n";
+  const auto queueSeries = [](const std::map<std::string, double>& m) {
+    std::map<std::string, double> out;
+    for (const auto& [series, value] : m) {
+      if (series.rfind("apphealth_queue_", 0) == 0) out[series] = value;
+    }
+    return out;
+  };
+  ExporterProcess onMaster(configFor(master, queues));
+  ExporterProcess onReplica(configFor(replica, queues));
+  const auto fromMaster = queueSeries(sampled(onMaster));
+  const auto fromReplica = queueSeries(sampled(onReplica));
+  EXPECT_EQ(fromReplica.at(jobs("main", "emails", "waiting")), 1);
+  EXPECT_EQ(fromReplica.at(jobs("main", "render", "waiting")), 2);
+  EXPECT_GE(fromReplica.at(age("main", "render")), 299.0);  // the prioritized job's, 300 s at `now`
+  EXPECT_LE(fromReplica.at(age("main", "render")), 301.0 + (nowSeconds() - now));
+  ASSERT_EQ(fromMaster.size(), fromReplica.size());
+  for (const auto& [series, value] : fromMaster) {
+    ASSERT_TRUE(fromReplica.count(series)) << series;
+    if (series.rfind("apphealth_queue_oldest_job_age_seconds", 0) == 0) {
+      EXPECT_NEAR(fromReplica.at(series), value, 3.0) << series;
+    } else {
+      EXPECT_EQ(fromReplica.at(series), value) << series;
+    }
+  }
+  const std::string stats = replica.command({"INFO", "commandstats"});
+  EXPECT_NE(stats.find("cmdstat_evalsha:calls="), std::string::npos) << stats;
+  EXPECT_EQ(onReplica.log().find("refuses the read-only Lua script"), std::string::npos) << onReplica.log();
+  EXPECT_EQ(onReplica.log().find("read script failed"), std::string::npos) << onReplica.log();
+}
