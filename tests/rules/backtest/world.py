@@ -640,7 +640,8 @@ def _redis(world):
 
 @family("queues")
 def _queues(world):
-    """Redis queues of target `jobs`: `default` (trickle) and `emails` (bursts).
+    """Redis queues of target `jobs`: `default` (trickle) and `emails` (bursts), and the
+    Laravel app's `mail` (below, in _laravel_queue).
 
     Effects: `workers_stalled` (every worker of the queues hangs on a job: alive, busy,
     finishing nothing) and `workers_gone` (the workers are not running: killed, or not
@@ -720,6 +721,81 @@ def _queues(world):
             track("apphealth_queue_oldest_job_age_seconds", queue=q).values[i] = (t - fifo[0][0]) if fifo else 0
             track("apphealth_threshold_queue_jobs", queue=q, state="waiting").values[i] = 1000
             track("apphealth_threshold_queue_jobs", queue=q, state="failed").values[i] = 100
+    tr.update(_laravel_queue(world))
+    return tr
+
+
+def _laravel_queue(world):
+    """Queue `mail` of a Laravel app before 12 (Debian's 8.83) on the same Redis (target `jobs`):
+    what the exporter reads of it is waiting, delayed and active (the `:reserved` zset), and
+    nothing else: no enqueue time (no age), no worker trace (`queue:work` leaves none), no
+    counter. Mails follow the site's traffic (sign-ups, resets, notifications: a tenth of the
+    request rate), plus the weekday newsletter at 09:30 (1,500-4,000 mails); two `queue:work`
+    processes send about 1.5 mails/s each. They restart after every deploy (`queue:restart`:
+    each finishes its mail, exits, and Supervisor starts it again 2-6 s later) and every hour
+    (`--max-time=3600`, 1-3 s). The team set the waiting threshold above the newsletter (5,000).
+
+    Effect: `workers_gone` with "mail" in its queues (Supervisor gave up on the workers)."""
+    step = STEP
+    n = world.n(step)
+    tr = {}
+
+    def track(name, **labels):
+        k = key(name, target="jobs", queue="mail", **labels)
+        if k not in tr:
+            tr[k] = Track(step, n)
+        return tr[k]
+
+    workers, per_worker = 2, 1.5
+    waiting = 0
+
+    def make(day):
+        rng = world.rng("laravel-queue", day)
+        newsletter = day * DAY + 9 * 3600 + 1800 + int(rng.uniform(0, 60)) if day % 7 < 5 else None
+        size = rng.randint(1500, 4000)
+        # (start, end) of each worker's absences: deploys for both, hourly restarts for one.
+        down = [[], []]
+        for t, _, _ in deploys(world, day):
+            for w in range(workers):
+                t0 = t + rng.uniform(0, 3)
+                down[w].append((t0, t0 + rng.uniform(2, 6)))
+        for w in range(workers):
+            offset = rng.uniform(0, 3600)
+            for h in range(24):
+                t0 = day * DAY + h * 3600 + offset
+                down[w].append((t0, t0 + rng.uniform(1, 3)))
+        return rng, newsletter, size, down
+
+    days = Days(make)
+    for i, s in enumerate(world.steps(step)):
+        t = s * step
+        rng, newsletter, size, down = days.at(t)
+        gone = world.effect("workers_gone", t)
+        stopped = gone is not None and "mail" in gone.params["queues"]
+        # Share of the step each worker was running.
+        up = []
+        for w in range(workers):
+            lost = sum(max(0.0, min(t, t1) - max(t - step, t0)) for t0, t1 in down[w])
+            up.append(0.0 if stopped else max(0.0, 1.0 - lost / step))
+        arrivals = poisson(rng, world.traffic(t) * 0.1 * step)
+        if newsletter is not None and t - step < newsletter <= t:
+            arrivals += size
+        capacity = sum(up) * per_worker * step * rng.uniform(0.85, 1.1)
+        offered = waiting + arrivals
+        sent = min(offered, int(capacity))
+        waiting = offered - sent
+        if world.scrape_failed(t, step):
+            continue
+        live = [w for w in range(workers) if not stopped and not any(t0 <= t < t1 for t0, t1 in down[w])]
+        if waiting > 0:
+            active = len(live)
+        else:  # a worker is sending at the scrape with the probability of its share of the load
+            busy = min(1.0, offered / max(1.0, per_worker * step * workers))
+            active = sum(1 for _ in live if rng.random() < busy)
+        track("apphealth_queue_jobs", state="waiting").values[i] = waiting
+        track("apphealth_queue_jobs", state="active").values[i] = active
+        track("apphealth_queue_jobs", state="delayed").values[i] = 20 + poisson(rng, 30)  # reminders
+        track("apphealth_threshold_queue_jobs", state="waiting").values[i] = 5000
     return tr
 
 
