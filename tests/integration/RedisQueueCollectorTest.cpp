@@ -76,6 +76,28 @@ std::map<std::string, double> sampled(const ExporterProcess& exporter, const std
   return m;
 }
 
+// Only the apphealth_queue_* series of `m`.
+std::map<std::string, double> queueSeries(const std::map<std::string, double>& m) {
+  std::map<std::string, double> out;
+  for (const auto& [series, value] : m) {
+    if (series.rfind("apphealth_queue_", 0) == 0) out[series] = value;
+  }
+  return out;
+}
+
+// The same series with the same values in `a` and `b` (ages within 3 s: samples differ in time).
+void expectSameSeries(const std::map<std::string, double>& a, const std::map<std::string, double>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [series, value] : a) {
+    ASSERT_TRUE(b.count(series)) << series;
+    if (series.rfind("apphealth_queue_oldest_job_age_seconds", 0) == 0) {
+      EXPECT_NEAR(b.at(series), value, 3.0) << series;
+    } else {
+      EXPECT_EQ(b.at(series), value) << series;
+    }
+  }
+}
+
 // The series of one metric family (name{...}) in `m`, for counting.
 std::size_t countSeries(const std::map<std::string, double>& m, const std::string& prefix) {
   std::size_t n = 0;
@@ -933,13 +955,6 @@ TEST(RedisQueueCollector, ScriptsAndPipelinedCommandsExportTheSame) {
                                        "      - preset: sidekiq\n        queues: [mailers]\n"
                                        "      - preset: laravel\n        queues: [web]\n"
                                        "      - preset: bullmq\n        queues: [render, held, broken, many, big]\n");
-  const auto queueSeries = [](const std::map<std::string, double>& m) {
-    std::map<std::string, double> out;
-    for (const auto& [series, value] : m) {
-      if (series.rfind("apphealth_queue_", 0) == 0) out[series] = value;
-    }
-    return out;
-  };
   const auto evalCalls = [&](const std::string& command) {
     const std::string stats = redis.command({"INFO", "commandstats"});
     const auto at = stats.find("cmdstat_" + command + ":calls=");
@@ -953,17 +968,6 @@ TEST(RedisQueueCollector, ScriptsAndPipelinedCommandsExportTheSame) {
     const double before = lastSuccess(e);
     EXPECT_TRUE(waitFor([&] { return lastSuccess(e) > before + 0.3; }, 5s)) << e.log();
     return queueSeries(e.metrics());
-  };
-  const auto expectSame = [](const std::map<std::string, double>& a, const std::map<std::string, double>& b) {
-    ASSERT_EQ(a.size(), b.size());
-    for (const auto& [series, value] : a) {
-      ASSERT_TRUE(b.count(series)) << series;
-      if (series.rfind("apphealth_queue_oldest_job_age_seconds", 0) == 0) {
-        EXPECT_NEAR(b.at(series), value, 3.0) << series;
-      } else {
-        EXPECT_EQ(b.at(series), value) << series;
-      }
-    }
   };
 
   ExporterProcess scripted(config);
@@ -984,7 +988,7 @@ TEST(RedisQueueCollector, ScriptsAndPipelinedCommandsExportTheSame) {
   // The server forgets the scripts: one EVAL each, the same figures, no fallback.
   const long evalsBefore = evalCalls("eval");
   redis.command({"SCRIPT", "FLUSH"});
-  expectSame(withScripts, nextSample(scripted));
+  expectSameSeries(withScripts, nextSample(scripted));
   EXPECT_GT(evalCalls("eval"), evalsBefore);
   EXPECT_EQ(scripted.log().find("refuses the read-only Lua script"), std::string::npos) << scripted.log();
 
@@ -992,9 +996,9 @@ TEST(RedisQueueCollector, ScriptsAndPipelinedCommandsExportTheSame) {
   redis.command({"ACL", "SETUSER", "default", "-@scripting"});
   ExporterProcess pipelined(config);
   const auto withCommands = queueSeries(sampled(pipelined));
-  expectSame(withScripts, withCommands);
+  expectSameSeries(withScripts, withCommands);
   nextSample(scripted);  // a few samples refused
-  expectSame(withScripts, nextSample(scripted));
+  expectSameSeries(withScripts, nextSample(scripted));
   for (const auto* e : {&scripted, &pipelined}) {
     const std::string log = e->log();
     for (const char* framework : {"celery", "rq", "sidekiq", "laravel", "bullmq"}) {
@@ -1068,13 +1072,6 @@ TEST(RedisQueueCollector, ReadScriptsRunOnAReadOnlyReplica) {
                              "      - preset: sidekiq\n        queues: [mailers]\n"
                              "      - preset: laravel\n        queues: [web]\n"
                              "      - preset: bullmq\n        queues: [render]\n";
-  const auto queueSeries = [](const std::map<std::string, double>& m) {
-    std::map<std::string, double> out;
-    for (const auto& [series, value] : m) {
-      if (series.rfind("apphealth_queue_", 0) == 0) out[series] = value;
-    }
-    return out;
-  };
   ExporterProcess onMaster(configFor(master, queues));
   ExporterProcess onReplica(configFor(replica, queues));
   const auto fromMaster = queueSeries(sampled(onMaster));
@@ -1083,15 +1080,7 @@ TEST(RedisQueueCollector, ReadScriptsRunOnAReadOnlyReplica) {
   EXPECT_EQ(fromReplica.at(jobs("main", "render", "waiting")), 2);
   EXPECT_GE(fromReplica.at(age("main", "render")), 299.0);  // the prioritized job's, 300 s at `now`
   EXPECT_LE(fromReplica.at(age("main", "render")), 301.0 + (nowSeconds() - now));
-  ASSERT_EQ(fromMaster.size(), fromReplica.size());
-  for (const auto& [series, value] : fromMaster) {
-    ASSERT_TRUE(fromReplica.count(series)) << series;
-    if (series.rfind("apphealth_queue_oldest_job_age_seconds", 0) == 0) {
-      EXPECT_NEAR(fromReplica.at(series), value, 3.0) << series;
-    } else {
-      EXPECT_EQ(fromReplica.at(series), value) << series;
-    }
-  }
+  expectSameSeries(fromMaster, fromReplica);
   const std::string stats = replica.command({"INFO", "commandstats"});
   EXPECT_NE(stats.find("cmdstat_evalsha:calls="), std::string::npos) << stats;
   EXPECT_EQ(onReplica.log().find("refuses the read-only Lua script"), std::string::npos) << onReplica.log();
