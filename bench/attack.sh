@@ -13,12 +13,7 @@ cd "$(dirname "$0")/.."
 source bench/lib.sh
 ATTACK_SECONDS=${ATTACK_SECONDS:-12}
 
-bash scripts/install-deps.sh
-if [ -z "${EXPORTER:-}" ]; then
-  cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build build/release --target apphealth_exporter >/dev/null
-  EXPORTER=build/release/exporter/apphealth_exporter
-fi
+bench_exporter
 ulimit -n "$(ulimit -Hn)"
 
 bench_workdir attack
@@ -40,18 +35,8 @@ YAML
   --log.level=warn 2>"$WORK/exporter.log" &
 PIDS+=($!)
 
-mkdir -p "$WORK/nginx/logs"
 sed "s/server 127.0.0.1:10046;/server 127.0.0.1:$INGEST_PORT;/" deploy/nginx/apphealth-ingest-http.conf > "$WORK/ingest-http.conf"
-cat > "$WORK/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-worker_rlimit_nofile 8192;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body;
-  proxy_temp_path $WORK/nginx/proxy;
+bench_nginx 1 4096 "
   include $WORK/ingest-http.conf;
   server {
     listen 127.0.0.1:$NGINX_PORT;
@@ -59,10 +44,7 @@ http {
     keepalive_timeout 15s;
     include $PWD/deploy/nginx/apphealth-ingest-location.conf;
     location / { return 404; }
-  }
-}
-NGINX
-nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf"
+  }"
 
 for _ in $(seq 50); do
   curl -sf "http://127.0.0.1:$EXPORTER_PORT/-/ready" >/dev/null && curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break

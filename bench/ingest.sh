@@ -14,12 +14,7 @@ DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 
-bash scripts/install-deps.sh
-if [ -z "${EXPORTER:-}" ]; then  # EXPORTER=path: measure another build (an older one, say)
-  cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build build/release --target apphealth_exporter >/dev/null
-  EXPORTER=build/release/exporter/apphealth_exporter
-fi
+bench_exporter  # EXPORTER=path: measure another build (an older one, say)
 
 bench_workdir ingest
 EXPORTER_PORT=$(free_port)
@@ -42,22 +37,11 @@ YAML
   --web.listen-address="127.0.0.1:$EXPORTER_PORT" --log.level=warn 2>"$WORK/exporter.log" &
 PIDS+=($!)
 
-mkdir -p "$WORK/nginx/logs"
-cat > "$WORK/nginx/nginx.conf" <<NGINX
-worker_processes auto;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body;
+bench_nginx auto 1024 "
   server {
     listen 127.0.0.1:$NGINX_PORT;
     location /ingest/vitals { return 204; }
-  }
-}
-NGINX
-nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf"
+  }"
 
 for _ in $(seq 50); do
   curl -sf "http://127.0.0.1:$EXPORTER_PORT/-/ready" >/dev/null && curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/" && break
@@ -116,8 +100,7 @@ run_wrk() {  # url script pid...; wrk's summary also goes to stderr so timeouts 
 cpu_per_request() { awk '/^CPU-us-per-request/{print $2}'; }
 
 EXPORTER_PID=${PIDS[0]}
-NGINX_PIDS=("$(cat "$WORK/nginx.pid")")
-mapfile -t -O 1 NGINX_PIDS < <(ps -o pid= --ppid "${NGINX_PIDS[0]}" | tr -d ' ')
+bench_nginx_pids
 
 echo "== nginx return 204 (ceiling)"
 NGINX_OUT=$(run_wrk "http://127.0.0.1:$NGINX_PORT/ingest/vitals" "$WORK/beacons1.lua" "${NGINX_PIDS[@]}")

@@ -36,3 +36,43 @@ bench_cleanup() {
 trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# bench_exporter: sets EXPORTER to the binary to measure: the one EXPORTER already names (an
+# older build, say), or build/release's, configured and built here as the test command builds
+# it. Installs the project's dependencies first (idempotent).
+bench_exporter() {
+  bash scripts/install-deps.sh
+  if [[ -z "${EXPORTER:-}" ]]; then
+    cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build build/release --target apphealth_exporter >/dev/null
+    EXPORTER=build/release/exporter/apphealth_exporter
+  fi
+}
+
+# bench_nginx WORKERS CONNECTIONS HTTP: starts an nginx (it daemonizes; stopped on exit through
+# $WORK/nginx.pid) with HTTP as the contents of its http block; its logs and temp files are in
+# $WORK/nginx, it keeps no access log.
+bench_nginx() {
+  mkdir -p "$WORK/nginx/logs"
+  cat >"$WORK/nginx/nginx.conf" <<NGINX
+worker_processes $1;
+worker_rlimit_nofile 8192;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx/logs/error.log warn;
+events { worker_connections $2; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+$3
+}
+NGINX
+  nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf"
+}
+
+# bench_nginx_pids: NGINX_PIDS, the master and its workers, for CPU accounting. Call it once
+# nginx answers: the master forks its workers after the start command returns.
+bench_nginx_pids() {
+  NGINX_PIDS=("$(cat "$WORK/nginx.pid")")
+  mapfile -t -O 1 NGINX_PIDS < <(ps -o pid= --ppid "${NGINX_PIDS[0]}" | tr -d ' ')
+}

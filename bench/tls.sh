@@ -17,12 +17,7 @@ cd "$(dirname "$0")/.."
 source bench/lib.sh
 SECONDS_EACH=${SECONDS_EACH:-10}
 
-bash scripts/install-deps.sh
-if [ -z "${EXPORTER:-}" ]; then
-  cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build build/release --target apphealth_exporter >/dev/null
-  EXPORTER=build/release/exporter/apphealth_exporter
-fi
+bench_exporter
 for tool in nginx openssl python3 curl; do
   command -v "$tool" >/dev/null || die "$tool missing: apt-get install -y nginx openssl python3 curl"
 done
@@ -53,16 +48,9 @@ for _ in $(seq 50); do
 done
 curl -sfk "https://127.0.0.1:$TLS_PORT/metrics" >"$WORK/metrics.txt" || die "no TLS scrape: $(cat "$WORK/exporter-tls.log")"
 
-mkdir -p "$WORK/nginx/logs" "$WORK/www"
+mkdir -p "$WORK/www"
 cp "$WORK/metrics.txt" "$WORK/www/metrics"
-cat >"$WORK/nginx/nginx.conf" <<NGINX
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $WORK/nginx/body;
+bench_nginx 1 1024 "
   default_type text/plain;
   server {
     listen 127.0.0.1:$NGINX_PORT ssl;
@@ -71,13 +59,9 @@ http {
     ssl_session_cache off;
     ssl_session_tickets off;
     root $WORK/www;
-  }
-}
-NGINX
-nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf"
+  }"
 for _ in $(seq 50); do curl -sfk "https://127.0.0.1:$NGINX_PORT/metrics" >/dev/null && break; sleep 0.1; done
-NGINX_PIDS=("$(cat "$WORK/nginx.pid")")
-mapfile -t -O 1 NGINX_PIDS < <(ps -o pid= --ppid "${NGINX_PIDS[0]}" | tr -d ' ')
+bench_nginx_pids
 
 # measure MODE URL PID...: prints "p50_ms p99_ms cpu_us_per_request requests" (MODE keep|new).
 measure() {
